@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Bootstrap and run the project's two everyday commands.
+
+    python3 dev.py demo     # run the demo against the bundled mock API
+    python3 dev.py test     # lint, type-check and run the whole test suite
+
+Needs nothing but Python 3.11+: on first use (and whenever pyproject.toml
+changes) it creates ``.venv`` beside this file and installs the project with
+its ``dev`` extra into it; later runs reuse it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def _stamp() -> Path:
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    return VENV / f".installed-{digest}"
+
+
+def ensure_venv() -> None:
+    """Create .venv and install the project into it, unless already current."""
+    if sys.version_info < (3, 11):  # noqa: UP036 - the bootstrapper may run on any python3
+        sys.exit(f"ratelimited_client needs Python 3.11+, this is {sys.version.split()[0]}")
+    stamp = _stamp()
+    if stamp.exists():
+        return
+    if not PYTHON.exists():
+        print(f"dev.py: creating {VENV.relative_to(ROOT)} ...", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    print("dev.py: installing ratelimited_client[dev] (first run only) ...", flush=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "--editable", f"{ROOT}[dev]"], check=True, cwd=ROOT)
+    for old in VENV.glob(".installed-*"):
+        old.unlink()
+    stamp.touch()
+
+
+def run(*argv: str) -> int:
+    print(f"dev.py: $ {' '.join(argv)}", flush=True)
+    return subprocess.run(argv, cwd=ROOT, check=False).returncode
+
+
+def cmd_test(extra: list[str]) -> int:
+    steps: list[tuple[str, ...]] = [
+        (str(BIN / "ruff"), "check", "."),
+        (str(BIN / "ruff"), "format", "--check", "."),
+        (str(BIN / "mypy"), "--strict"),
+        (str(PYTHON), "-m", "pytest", *extra),
+    ]
+    for step in steps:
+        code = run(*step)
+        if code != 0:
+            print(f"dev.py: FAILED: {' '.join(step)} (exit {code})", flush=True)
+            return code
+    return 0
+
+
+def cmd_demo(extra: list[str]) -> int:
+    return run(str(PYTHON), str(ROOT / "examples" / "demo.py"), *extra)
+
+
+def main(argv: list[str]) -> int:
+    commands = {"test": cmd_test, "demo": cmd_demo}
+    if not argv or argv[0] not in commands:
+        print(__doc__)
+        return 2
+    ensure_venv()
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,58 @@
+"""ratelimited_client: an async HTTP client for rate-limited APIs.
+
+Every request passes a throttle that knows the quota: never more than the
+limit in any window, bursts used, requests served in order.
+"""
+
+from __future__ import annotations
+
+from ._client import RateLimitedClient as RateLimitedClient
+from ._errors import ConfigurationError as ConfigurationError
+from ._errors import QueueFullError as QueueFullError
+from ._errors import RateLimitedClientError as RateLimitedClientError
+from ._options import COST_EXTENSION as COST_EXTENSION
+from ._options import KEY_EXTENSION as KEY_EXTENSION
+from ._rate import Rate as Rate
+from ._rate import SlidingWindow as SlidingWindow
+from ._rate import TokenBucket as TokenBucket
+from ._throttle import BucketStatistics as BucketStatistics
+from ._throttle import ThrottleStatistics as ThrottleStatistics
+from ._transport import RateLimitedTransport as RateLimitedTransport
+from ._transport import origin_key as origin_key
+from ._types import KeyFunc as KeyFunc
+from ._types import RateTypes as RateTypes
+
+__all__ = [
+    "COST_EXTENSION",
+    "KEY_EXTENSION",
+    "BucketStatistics",
+    "ConfigurationError",
+    "KeyFunc",
+    "QueueFullError",
+    "Rate",
+    "RateLimitedClient",
+    "RateLimitedClientError",
+    "RateLimitedTransport",
+    "RateTypes",
+    "SlidingWindow",
+    "ThrottleStatistics",
+    "TokenBucket",
+    "__version__",
+    "origin_key",
+]
+
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("ratelimited_client")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# Public classes report the public module, so reprs and docs say ratelimited_client.Rate.
+for _name in __all__:
+    _obj = globals().get(_name)
+    if isinstance(_obj, type) and _obj.__module__.startswith(f"{__name__}._"):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,42 @@
+"""Exceptions raised by ratelimited_client.
+
+The hierarchy::
+
+    RateLimitedClientError
+    ├── ConfigurationError      (also a ValueError) invalid option, raised at construction
+    └── QueueFullError          too many requests already waiting (``max_queued``)
+
+Network and protocol errors are httpx's own (``httpx.ConnectError`` and so on)
+and pass through unchanged.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigurationError", "QueueFullError", "RateLimitedClientError"]
+
+
+class RateLimitedClientError(Exception):
+    """Base class of every error this library raises itself."""
+
+
+class ConfigurationError(RateLimitedClientError, ValueError):
+    """An option was given an invalid value; the message names the option.
+
+    Raised when a client, transport or policy is constructed, never later.
+    It is also a :class:`ValueError`, so ``except ValueError`` catches it.
+    """
+
+
+class QueueFullError(RateLimitedClientError):
+    """The request was refused at once because ``max_queued`` requests already wait.
+
+    Nothing was queued or sent. ``max_queued`` and ``queued`` say how full it was.
+    """
+
+    def __init__(self, *, max_queued: int, queued: int) -> None:
+        self.max_queued = max_queued
+        self.queued = queued
+        super().__init__(
+            f"{queued} requests are already waiting for a slot (max_queued={max_queued}); "
+            "refused at once, nothing was sent"
+        )

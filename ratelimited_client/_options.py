@@ -1,0 +1,73 @@
+"""Private. Validation of the throttle options shared by client and transport."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from ._clock import MONOTONIC, Clock
+from ._errors import ConfigurationError
+from ._rate import normalize_rates
+from ._throttle import Throttle
+
+if TYPE_CHECKING:
+    from ._types import KeyFunc, RateTypes
+
+__all__ = ["COST_EXTENSION", "KEY_EXTENSION", "build_throttle", "check_key", "request_cost"]
+
+#: ``request.extensions`` entry carrying the request's cost in quota units (default 1).
+COST_EXTENSION = "ratelimit_cost"
+#: ``request.extensions`` entry naming the bucket, overriding the ``key`` function.
+KEY_EXTENSION = "ratelimit_key"
+
+
+def _optional_int(name: str, value: object, *, minimum: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ConfigurationError(f"{name} must be {kind} or None, got {value!r}")
+    return value
+
+
+def build_throttle(
+    *,
+    rate: RateTypes | None,
+    max_concurrency: int | None,
+    max_queued: int | None,
+    latency_proof: bool,
+    clock: Clock | None,
+) -> Throttle:
+    """Validate the options (naming the bad one) and build the throttle."""
+    if not isinstance(latency_proof, bool):
+        raise ConfigurationError(f"latency_proof must be True or False, got {latency_proof!r}")
+    if clock is not None and not isinstance(clock, Clock):
+        raise ConfigurationError(f"clock must have now() and sleep_until(), got {clock!r}")
+    return Throttle(
+        normalize_rates(rate, "rate"),
+        max_concurrency=_optional_int("max_concurrency", max_concurrency, minimum=1),
+        max_queued=_optional_int("max_queued", max_queued, minimum=0),
+        latency_proof=latency_proof,
+        clock=clock or MONOTONIC,
+    )
+
+
+def check_key(key: KeyFunc | None) -> KeyFunc | None:
+    if key is not None and not callable(key):
+        raise ConfigurationError(f"key must be a callable taking a request, got {key!r}")
+    return key
+
+
+def request_cost(extensions: dict[str, object]) -> float:
+    """The request's cost from its extensions; 1 when absent. Rejects nonsense clearly."""
+    cost = extensions.get(COST_EXTENSION, 1)
+    if (
+        isinstance(cost, bool)
+        or not isinstance(cost, int | float)
+        or not math.isfinite(cost)
+        or cost <= 0
+    ):
+        raise ValueError(
+            f"request extension {COST_EXTENSION!r} must be a positive, finite number, got {cost!r}"
+        )
+    return float(cost)

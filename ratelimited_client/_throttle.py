@@ -1,0 +1,438 @@
+"""The gate every request passes: the only place that waits.
+
+One ``Throttle`` per transport (per client). It keeps a ``_Bucket`` per quota
+key, each with its own limiter state and FIFO queue, and one FIFO semaphore
+for ``max_concurrency`` shared by all buckets.
+
+How a request gets through:
+
+1. *Fast path*: its bucket has nobody waiting, the limiter admits it now and a
+   concurrency slot is free: it takes both and goes, without awaiting.
+2. Otherwise it queues (refused at once with ``QueueFullError`` if
+   ``max_queued`` requests already wait). Only the bucket's *head* works: it
+   sleeps until the limiter says its cost fits (one timer, no polling), then
+   takes a concurrency slot (FIFO across buckets), re-checks the limiter and
+   takes its slot in the same instant, so the request is sent the moment it
+   is counted. Then the next waiter becomes head.
+
+A waiter owns nothing until it is admitted, so cancelling it frees its place
+and consumes nothing. An admitted request holds a ``Permit``: ``settle()`` when
+its response has started (or it failed), ``release()`` when its response is
+closed; both are idempotent.
+
+Dating a slot (why the default mode is safe on real sockets): the server
+counts a request when it *arrives*, not when we send it. In the default mode
+a slot is dated at send time and, once the response is in, re-dated to
+``max(sent, response - fastest recent round trip)``: the latest moment it
+plausibly arrived (the sliding window adds 1 ms for what that estimate cannot
+see). A request that was slow because it had to open a
+connection is then counted from when it really reached the server. With
+``latency_proof=True`` the slot instead counts from its send until its
+response has arrived, and only then starts its period: no assumption at all.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import anyio
+
+from ._clock import MONOTONIC
+from ._errors import QueueFullError
+from ._limiters import build_limiter
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable, Mapping
+
+    from ._clock import Clock
+    from ._limiters import Limiter, Ticket
+    from ._rate import LimitSpec
+
+__all__ = ["BucketStatistics", "Permit", "Throttle", "ThrottleStatistics"]
+
+# How many recent round trips the fastest-round-trip estimate looks back over.
+_RTT_SAMPLES: Final = 32
+# Sweep idle buckets once the map has grown past this many since the last sweep.
+_SWEEP_AFTER: Final = 256
+
+
+class _Waiter:
+    """Private. One queued request: woken through ``event`` when it becomes head."""
+
+    __slots__ = ("cancelled", "event", "promoted")
+
+    def __init__(self) -> None:
+        self.event: anyio.Event | None = None
+        self.cancelled = False
+        self.promoted = False
+
+
+class _FifoSemaphore:
+    """Private. A counting semaphore that serves waiters strictly in arrival order.
+
+    Built on demand objects only (an ``anyio.Event`` per waiter), so it can be
+    created outside any event loop and used from asyncio or trio.
+    """
+
+    __slots__ = ("_live", "_waiters", "in_use", "total")
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.in_use = 0
+        self._waiters: deque[_Waiter] = deque()
+        self._live = 0
+
+    @property
+    def waiting(self) -> int:
+        return self._live
+
+    def try_acquire(self) -> bool:
+        if self._live == 0 and self.in_use < self.total:
+            self.in_use += 1
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        if self.try_acquire():
+            return
+        waiter = _Waiter()
+        waiter.event = anyio.Event()
+        self._waiters.append(waiter)
+        self._live += 1
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            if waiter.promoted:
+                self.release()  # it was handed a slot as it was cancelled: pass it on
+            else:
+                waiter.cancelled = True
+                self._live -= 1
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if waiter.cancelled:
+                continue
+            # Hand the slot straight over; in_use stays the same.
+            self._live -= 1
+            waiter.promoted = True
+            assert waiter.event is not None  # noqa: S101 - set before queueing
+            waiter.event.set()
+            return
+        self.in_use -= 1
+
+
+class _Bucket:
+    """Private. One quota key: limiter state, FIFO queue, recent round trips."""
+
+    __slots__ = (
+        "admitted",
+        "head_scope",
+        "key",
+        "limiter",
+        "live",
+        "outstanding",
+        "rtts",
+        "waiters",
+    )
+
+    def __init__(self, key: Hashable, limiter: Limiter | None) -> None:
+        self.key = key
+        self.limiter = limiter
+        self.waiters: deque[_Waiter] = deque()
+        self.live = 0  # waiters not cancelled (the head included)
+        self.head_scope: anyio.CancelScope | None = None
+        self.rtts: deque[float] = deque(maxlen=_RTT_SAMPLES)
+        self.outstanding = 0  # permits not yet settled
+        self.admitted = 0
+
+    def kick(self) -> None:
+        """Wake the head early: something that may shorten its wait happened."""
+        if self.head_scope is not None:
+            self.head_scope.cancel()
+
+
+@dataclass(frozen=True, slots=True)
+class BucketStatistics:
+    """A snapshot of one quota bucket.
+
+    Attributes:
+        key: the bucket key (by default the origin, ``"https://host:443"``).
+        waiting: requests queued on this bucket.
+        used: quota units counted against the bucket right now.
+        admitted: requests admitted through this bucket since it was created.
+    """
+
+    key: str
+    waiting: int
+    used: float
+    admitted: int
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleStatistics:
+    """A snapshot of a throttle, from ``RateLimitedTransport.statistics()``.
+
+    Attributes:
+        in_flight: admitted requests whose response is not yet closed.
+        queued: requests waiting for their bucket or for a concurrency slot.
+        max_concurrency: the configured cap, or ``None``.
+        max_queued: the configured bound, or ``None``.
+        admitted: requests admitted since the throttle was created.
+        rejected: requests refused with ``QueueFullError``.
+        buckets: per-bucket snapshots, by key.
+    """
+
+    in_flight: int
+    queued: int
+    max_concurrency: int | None
+    max_queued: int | None
+    admitted: int
+    rejected: int
+    buckets: Mapping[str, BucketStatistics]
+
+
+class Permit:
+    """Private. An admitted request's hold on its quota slot and concurrency slot."""
+
+    __slots__ = ("_bucket", "_released", "_sent_at", "_throttle", "_ticket")
+
+    def __init__(
+        self, throttle: Throttle, bucket: _Bucket, ticket: Ticket | None, sent_at: float
+    ) -> None:
+        self._throttle = throttle
+        self._bucket = bucket
+        self._ticket = ticket
+        self._sent_at = sent_at
+        self._released = False
+
+    def settle(self) -> None:
+        """The response has started arriving, or the attempt failed: date the slot."""
+        ticket, self._ticket = self._ticket, None
+        if ticket is not None:
+            self._throttle._settle(self._bucket, ticket, self._sent_at)
+
+    def release(self) -> None:
+        """The response is closed: free the concurrency slot (settling first if needed)."""
+        self.settle()
+        if not self._released:
+            self._released = True
+            self._throttle._release()
+
+
+class Throttle:
+    """Private. The gate: pauses, limiters, concurrency and the queue bound."""
+
+    def __init__(
+        self,
+        rates: tuple[LimitSpec, ...],
+        *,
+        max_concurrency: int | None = None,
+        max_queued: int | None = None,
+        latency_proof: bool = False,
+        clock: Clock = MONOTONIC,
+    ) -> None:
+        self.rates = rates
+        self.max_concurrency = max_concurrency
+        self.max_queued = max_queued
+        self.latency_proof = latency_proof
+        self.clock = clock
+        self._buckets: dict[Hashable, _Bucket] = {}
+        self._sweep_at = _SWEEP_AFTER
+        self._semaphore = _FifoSemaphore(max_concurrency) if max_concurrency else None
+        self._queued = 0
+        self._in_flight = 0
+        self._admitted = 0
+        self._rejected = 0
+
+    # -- the way in ---------------------------------------------------------------
+
+    async def acquire(self, key: Hashable, cost: float = 1.0) -> Permit:
+        """Wait until a request of ``cost`` on bucket ``key`` may be sent; never over quota.
+
+        Raises:
+            QueueFullError: ``max_queued`` requests already wait (nothing was queued).
+            ValueError: ``cost`` can never fit the bucket's quota.
+        """
+        bucket = self._bucket(key)
+        limiter = bucket.limiter
+        if limiter is not None and cost > limiter.max_cost:
+            raise ValueError(
+                f"request cost {cost:g} exceeds the largest the quota of bucket {key!r} "
+                f"can ever admit ({limiter.max_cost:g}); it could never be sent"
+            )
+        if bucket.live == 0:
+            permit = self._try_admit(bucket, cost)
+            if permit is not None:
+                return permit
+        if self.max_queued is not None and self._queued >= self.max_queued:
+            self._rejected += 1
+            raise QueueFullError(max_queued=self.max_queued, queued=self._queued)
+        self._queued += 1
+        try:
+            return await self._wait_in_line(bucket, cost)
+        finally:
+            self._queued -= 1
+
+    def _try_admit(self, bucket: _Bucket, cost: float) -> Permit | None:
+        now = self.clock.now()
+        limiter = bucket.limiter
+        if limiter is not None and limiter.wait_time(now, cost) > 0:
+            return None
+        if self._semaphore is not None and not self._semaphore.try_acquire():
+            return None
+        return self._admit(bucket, cost, now)
+
+    def _admit(self, bucket: _Bucket, cost: float, now: float) -> Permit:
+        limiter = bucket.limiter
+        ticket = None
+        if limiter is not None:
+            ticket = limiter.acquire(now, cost, pending=self.latency_proof)
+            bucket.outstanding += 1
+        bucket.admitted += 1
+        self._admitted += 1
+        self._in_flight += 1
+        return Permit(self, bucket, ticket, now)
+
+    async def _wait_in_line(self, bucket: _Bucket, cost: float) -> Permit:
+        waiter = _Waiter()
+        bucket.waiters.append(waiter)
+        bucket.live += 1
+        # The front of the deque is always the live head (cancelled waiters behind
+        # it are purged when it leaves), so live == 1 means this one is the head.
+        if bucket.live > 1:
+            waiter.event = anyio.Event()
+            try:
+                await waiter.event.wait()
+            except BaseException:
+                if waiter.promoted:
+                    self._next_head(bucket)  # made head as it was cancelled: pass it on
+                else:
+                    waiter.cancelled = True  # skipped when its turn comes
+                    bucket.live -= 1
+                raise
+        try:
+            return await self._serve_head(bucket, cost)
+        except BaseException:
+            self._next_head(bucket)
+            raise
+
+    async def _serve_head(self, bucket: _Bucket, cost: float) -> Permit:
+        limiter = bucket.limiter
+        semaphore = self._semaphore
+        holding = False
+        try:
+            while True:
+                now = self.clock.now()
+                wait = limiter.wait_time(now, cost) if limiter is not None else 0.0
+                if wait > 0:
+                    if holding:
+                        assert semaphore is not None  # noqa: S101
+                        semaphore.release()  # never hold concurrency while sleeping
+                        holding = False
+                    await self._sleep_head(bucket, now + wait)
+                    continue
+                if semaphore is None or holding or semaphore.try_acquire():
+                    break
+                await semaphore.acquire()
+                holding = True  # then check the limiter again at the new "now"
+        except BaseException:
+            if holding:
+                assert semaphore is not None  # noqa: S101
+                semaphore.release()
+            raise
+        permit = self._admit(bucket, cost, now)
+        self._next_head(bucket)
+        return permit
+
+    async def _sleep_head(self, bucket: _Bucket, deadline: float) -> None:
+        with anyio.CancelScope() as scope:
+            bucket.head_scope = scope
+            try:
+                await self.clock.sleep_until(deadline)
+            finally:
+                bucket.head_scope = None
+
+    def _next_head(self, bucket: _Bucket) -> None:
+        """The head leaves (admitted or cancelled): promote the next live waiter."""
+        waiters = bucket.waiters
+        waiters.popleft()
+        bucket.live -= 1
+        while waiters and waiters[0].cancelled:
+            waiters.popleft()
+        if waiters:
+            head = waiters[0]
+            head.promoted = True
+            assert head.event is not None  # noqa: S101 - non-heads always have one
+            head.event.set()
+
+    # -- the way out --------------------------------------------------------------
+
+    def _settle(self, bucket: _Bucket, ticket: Ticket, sent_at: float) -> None:
+        limiter = bucket.limiter
+        assert limiter is not None  # noqa: S101 - tickets only come from limiters
+        bucket.outstanding -= 1
+        now = self.clock.now()
+        if self.latency_proof:
+            limiter.settle(ticket, now)
+            bucket.kick()  # a pending slot now has a date: the head can compute its wait
+            return
+        rtt = now - sent_at
+        bucket.rtts.append(rtt)
+        fastest = min(bucket.rtts)
+        limiter.settle(ticket, max(sent_at, now - fastest))
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+        if self._semaphore is not None:
+            self._semaphore.release()
+
+    # -- buckets and statistics ---------------------------------------------------
+
+    def _bucket(self, key: Hashable) -> _Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self._sweep_at:
+                self._sweep()
+            bucket = self._buckets[key] = _Bucket(key, build_limiter(self.rates))
+        return bucket
+
+    def _sweep(self) -> None:
+        """Forget buckets that hold nothing, so per-key state cannot grow without bound."""
+        now = self.clock.now()
+        for key, bucket in list(self._buckets.items()):
+            idle = bucket.limiter is None or bucket.limiter.is_idle(now)
+            if idle and bucket.live == 0 and bucket.outstanding == 0:
+                del self._buckets[key]
+        self._sweep_at = max(_SWEEP_AFTER, 2 * len(self._buckets))
+
+    def statistics(self) -> ThrottleStatistics:
+        now = self.clock.now()
+        buckets = {
+            str(key): BucketStatistics(
+                key=str(key),
+                waiting=bucket.live,
+                used=bucket.limiter.used(now) if bucket.limiter is not None else 0.0,
+                admitted=bucket.admitted,
+            )
+            for key, bucket in self._buckets.items()
+        }
+        return ThrottleStatistics(
+            in_flight=self._in_flight,
+            queued=self._queued,
+            max_concurrency=self.max_concurrency,
+            max_queued=self.max_queued,
+            admitted=self._admitted,
+            rejected=self._rejected,
+            buckets=buckets,
+        )
+
+    def __repr__(self) -> str:
+        rates = ", ".join(str(spec) for spec in self.rates) or "no local limit"
+        return (
+            f"<Throttle {rates} in_flight={self._in_flight} queued={self._queued} "
+            f"buckets={len(self._buckets)} latency_proof={self.latency_proof}>"
+        )

@@ -1,0 +1,48 @@
+"""Test helpers: virtual time, and a rate-limited mock API to run clients against.
+
+* :class:`FakeClock`: pass as ``clock=`` to a client or transport; time moves
+  only when the test advances it.
+* :class:`MockAPI`: an ASGI app that enforces a quota the way strict upstreams
+  do (sliding, fixed or token-bucket window), answers 429 with ``Retry-After``
+  and reports what it saw at ``GET /__stats``.
+* :class:`MockAPIServer`: runs a ``MockAPI`` under uvicorn on 127.0.0.1 and a
+  free port, in a background thread (needs the ``testing`` extra).
+* A pytest plugin (installed with the package) with the fixtures
+  ``fake_clock`` and ``mock_api_server``.
+
+From the command line: ``python -m ratelimited_client.testing serve --limit 10``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._clock import FakeClock as FakeClock
+
+if TYPE_CHECKING:
+    from ._mock_api import MockAPI as MockAPI
+    from ._mock_api import MockAPIConfig as MockAPIConfig
+    from ._mock_api import MockAPIStats as MockAPIStats
+    from ._server import MockAPIServer as MockAPIServer
+
+__all__ = ["FakeClock", "MockAPI", "MockAPIConfig", "MockAPIServer", "MockAPIStats"]
+
+# Loaded on first use, so importing FakeClock (or loading the pytest plugin)
+# never needs the server's dependencies.
+_LAZY = {
+    "MockAPI": "._mock_api",
+    "MockAPIConfig": "._mock_api",
+    "MockAPIStats": "._mock_api",
+    "MockAPIServer": "._server",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,113 @@
+"""``FakeClock``: virtual time for tests of anything that takes a ``clock``."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+
+import anyio
+import anyio.lowlevel
+
+__all__ = ["FakeClock"]
+
+
+class _Sleeper:
+    __slots__ = ("deadline", "event")
+
+    def __init__(self, deadline: float, event: anyio.Event) -> None:
+        self.deadline = deadline
+        self.event: anyio.Event | None = event
+
+
+class FakeClock:
+    """A clock that only moves when the test says so; nothing sleeps for real.
+
+    Pass it as ``clock=`` to a client or transport. Tasks sleeping on it wake
+    when ``await clock.advance(seconds)`` moves time past their deadline;
+    ``advance`` steps through every deadline in order, letting all tasks run
+    (``anyio.wait_all_tasks_blocked``) at each one, so a chain of timers fires
+    exactly as it would in real time. Works on asyncio and trio.
+
+    Usage::
+
+        clock = FakeClock()
+        transport = RateLimitedTransport(inner, rate=Rate(2, 1.0), clock=clock)
+        ...  # start requests in a task group
+        await clock.advance(1.0)  # the next two are admitted at t=1.0
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+        self._heap: list[tuple[float, int, _Sleeper]] = []
+        self._seq = itertools.count()
+
+    def now(self) -> float:
+        """The current virtual time in seconds."""
+        return self._now
+
+    @property
+    def sleepers(self) -> int:
+        """How many tasks are sleeping on this clock."""
+        return sum(1 for _, _, s in self._heap if s.event is not None)
+
+    @property
+    def next_deadline(self) -> float:
+        """The earliest deadline anyone sleeps until (``math.inf`` if none)."""
+        self._drop_cancelled()
+        return self._heap[0][0] if self._heap else math.inf
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Sleep until the clock has been advanced to ``deadline``."""
+        if deadline <= self._now:
+            await anyio.lowlevel.checkpoint()
+            return
+        sleeper = _Sleeper(deadline, anyio.Event())
+        heapq.heappush(self._heap, (deadline, next(self._seq), sleeper))
+        try:
+            assert sleeper.event is not None  # noqa: S101
+            await sleeper.event.wait()
+        finally:
+            sleeper.event = None  # cancelled or woken: either way no longer a sleeper
+
+    def _drop_cancelled(self) -> None:
+        while self._heap and self._heap[0][2].event is None:
+            heapq.heappop(self._heap)
+
+    def _fire_due(self) -> None:
+        while self._heap and self._heap[0][0] <= self._now:
+            _, _, sleeper = heapq.heappop(self._heap)
+            if sleeper.event is not None:
+                sleeper.event.set()
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, firing every deadline on the way in order."""
+        if not seconds >= 0:
+            raise ValueError(f"FakeClock.advance needs seconds >= 0, got {seconds!r}")
+        target = self._now + seconds
+        await anyio.wait_all_tasks_blocked()
+        while True:
+            self._drop_cancelled()
+            if not self._heap or self._heap[0][0] > target:
+                break
+            self._now = max(self._now, self._heap[0][0])
+            self._fire_due()
+            await anyio.wait_all_tasks_blocked()
+        self._now = target
+        await anyio.wait_all_tasks_blocked()
+
+    async def run_until_idle(self, limit: float = 3600.0) -> float:
+        """Advance to each next deadline until nobody sleeps (at most ``limit`` seconds).
+
+        Returns the virtual seconds that passed.
+        """
+        start = self._now
+        await anyio.wait_all_tasks_blocked()
+        while self.next_deadline <= start + limit:
+            await self.advance(self.next_deadline - self._now)
+        return self._now - start
+
+    def __repr__(self) -> str:
+        return f"<FakeClock now={self._now:g} sleepers={self.sleepers}>"

@@ -1,0 +1,71 @@
+"""Invalid options fail at construction, naming the option; valid ones build."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from ratelimited_client import (
+    ConfigurationError,
+    Rate,
+    RateLimitedClient,
+    RateLimitedTransport,
+)
+
+BAD_OPTIONS: list[tuple[dict[str, Any], str]] = [
+    ({"rate": "fast"}, "rate"),
+    ({"rate": 5}, "rate"),
+    ({"rate": []}, "rate"),
+    ({"max_concurrency": 0}, "max_concurrency"),
+    ({"max_concurrency": -2}, "max_concurrency"),
+    ({"max_concurrency": 1.5}, "max_concurrency"),
+    ({"max_concurrency": True}, "max_concurrency"),
+    ({"max_queued": -1}, "max_queued"),
+    ({"max_queued": "10"}, "max_queued"),
+    ({"latency_proof": "yes"}, "latency_proof"),
+    ({"key": "origin"}, "key"),
+    ({"clock": object()}, "clock"),
+]
+
+
+@pytest.mark.parametrize(("options", "name"), BAD_OPTIONS)
+@pytest.mark.parametrize("cls", [RateLimitedClient, RateLimitedTransport])
+def test_bad_option_fails_at_construction_naming_it(
+    cls: type[Any], options: dict[str, Any], name: str
+) -> None:
+    """Client and transport reject the same bad values with the option's name."""
+    with pytest.raises(ConfigurationError, match=name) as info:
+        cls(**options)
+    assert isinstance(info.value, ValueError)
+
+
+def test_transport_rejects_a_non_transport() -> None:
+    """Wrapping something that is not an async transport is a clear error."""
+    with pytest.raises(ConfigurationError, match="transport"):
+        RateLimitedTransport(httpx.HTTPTransport())  # type: ignore[arg-type]
+
+
+def test_valid_options_build_without_an_event_loop() -> None:
+    """Construction needs no running loop: nothing binds until first use."""
+    client = RateLimitedClient(
+        rate=[Rate(50, 60), "5/s"], max_concurrency=4, max_queued=0, latency_proof=True
+    )
+    stats = client.statistics()
+    assert (stats.max_concurrency, stats.max_queued, stats.in_flight) == (4, 0, 0)
+    assert "latency_proof=True" in repr(client)
+    assert "sliding window 50/60s" in repr(client)
+
+
+def test_subclass_defaults_apply_and_arguments_override() -> None:
+    """SDK subclasses set class-level defaults; explicit arguments still win."""
+
+    class DocsClient(RateLimitedClient):
+        default_rate = "50/minute"
+        default_max_concurrency = 3
+
+    assert DocsClient().statistics().max_concurrency == 3
+    assert "50/60s" in repr(DocsClient())
+    assert "7/1s" in repr(DocsClient(rate="7/s"))
+    assert DocsClient(max_concurrency=9).statistics().max_concurrency == 9
