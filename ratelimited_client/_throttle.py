@@ -21,14 +21,14 @@ its response has started (or it failed), ``release()`` when its response is
 closed; both are idempotent.
 
 Dating a slot (why the default mode is safe on real sockets): the server
-counts a request when it *arrives*, not when we send it. In the default mode
-a slot is dated at send time and, once the response is in, re-dated to
-``max(sent, response - fastest recent round trip)``: the latest moment it
-plausibly arrived (the sliding window adds 1 ms for what that estimate cannot
-see). A request that was slow because it had to open a
-connection is then counted from when it really reached the server. With
-``latency_proof=True`` the slot instead counts from its send until its
-response has arrived, and only then starts its period: no assumption at all.
+counts a request when it *arrives*, not when we send it, and the first burst
+on a cold pool arrives late (it opens connections) while the next rides warm
+connections and arrives early. So in the default mode a slot counts from its
+send and, once its response is in, is re-dated to the response time (the
+sliding window adds 1 ms): the request cannot have arrived later than that.
+With ``latency_proof=True`` a slot counts from its send until its response
+has arrived, and only then starts its period, so even a request still in
+flight when its period would end keeps its slot.
 """
 
 from __future__ import annotations
@@ -52,8 +52,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BucketStatistics", "Permit", "Throttle", "ThrottleStatistics"]
 
-# How many recent round trips the fastest-round-trip estimate looks back over.
-_RTT_SAMPLES: Final = 32
 # Sweep idle buckets once the map has grown past this many since the last sweep.
 _SWEEP_AFTER: Final = 256
 
@@ -126,7 +124,7 @@ class _FifoSemaphore:
 
 
 class _Bucket:
-    """Private. One quota key: limiter state, FIFO queue, recent round trips."""
+    """Private. One quota key: limiter state and FIFO queue."""
 
     __slots__ = (
         "admitted",
@@ -135,7 +133,6 @@ class _Bucket:
         "limiter",
         "live",
         "outstanding",
-        "rtts",
         "waiters",
     )
 
@@ -145,7 +142,6 @@ class _Bucket:
         self.waiters: deque[_Waiter] = deque()
         self.live = 0  # waiters not cancelled (the head included)
         self.head_scope: anyio.CancelScope | None = None
-        self.rtts: deque[float] = deque(maxlen=_RTT_SAMPLES)
         self.outstanding = 0  # permits not yet settled
         self.admitted = 0
 
@@ -198,22 +194,19 @@ class ThrottleStatistics:
 class Permit:
     """Private. An admitted request's hold on its quota slot and concurrency slot."""
 
-    __slots__ = ("_bucket", "_released", "_sent_at", "_throttle", "_ticket")
+    __slots__ = ("_bucket", "_released", "_throttle", "_ticket")
 
-    def __init__(
-        self, throttle: Throttle, bucket: _Bucket, ticket: Ticket | None, sent_at: float
-    ) -> None:
+    def __init__(self, throttle: Throttle, bucket: _Bucket, ticket: Ticket | None) -> None:
         self._throttle = throttle
         self._bucket = bucket
         self._ticket = ticket
-        self._sent_at = sent_at
         self._released = False
 
     def settle(self) -> None:
         """The response has started arriving, or the attempt failed: date the slot."""
         ticket, self._ticket = self._ticket, None
         if ticket is not None:
-            self._throttle._settle(self._bucket, ticket, self._sent_at)
+            self._throttle._settle(self._bucket, ticket)
 
     def release(self) -> None:
         """The response is closed: free the concurrency slot (settling first if needed)."""
@@ -295,7 +288,7 @@ class Throttle:
         bucket.admitted += 1
         self._admitted += 1
         self._in_flight += 1
-        return Permit(self, bucket, ticket, now)
+        return Permit(self, bucket, ticket)
 
     async def _wait_in_line(self, bucket: _Bucket, cost: float) -> Permit:
         waiter = _Waiter()
@@ -371,19 +364,13 @@ class Throttle:
 
     # -- the way out --------------------------------------------------------------
 
-    def _settle(self, bucket: _Bucket, ticket: Ticket, sent_at: float) -> None:
+    def _settle(self, bucket: _Bucket, ticket: Ticket) -> None:
         limiter = bucket.limiter
         assert limiter is not None  # noqa: S101 - tickets only come from limiters
         bucket.outstanding -= 1
-        now = self.clock.now()
+        limiter.settle(ticket, self.clock.now())
         if self.latency_proof:
-            limiter.settle(ticket, now)
             bucket.kick()  # a pending slot now has a date: the head can compute its wait
-            return
-        rtt = now - sent_at
-        bucket.rtts.append(rtt)
-        fastest = min(bucket.rtts)
-        limiter.settle(ticket, max(sent_at, now - fastest))
 
     def _release(self) -> None:
         self._in_flight -= 1

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .._rate import Rate
     from ._base import Ticket
 
-__all__ = ["ARRIVAL_GUARD", "SlidingWindowLimiter"]
-
-# Added to an estimated arrival when a dated slot is settled: the estimate
-# ("response minus the fastest round trip") can run early by the spread in
-# server processing time, and the next window's burst is sent exactly on the
-# boundary. One millisecond per window of throughput buys that margin.
-ARRIVAL_GUARD: Final = 0.001
+__all__ = ["SlidingWindowLimiter"]
 
 
 class _Entry:
@@ -106,10 +100,8 @@ class SlidingWindowLimiter:
             ticket.at = max(at, self._last_now)
             self._log.append(ticket)
             self._used += ticket.cost
-        else:
-            at += ARRIVAL_GUARD
-            if at > ticket.at:
-                ticket.at = at  # if already pruned this changes nothing
+        elif at > ticket.at:
+            ticket.at = at  # if already pruned this changes nothing
 
     def used(self, now: float) -> float:
         self._prune(now)

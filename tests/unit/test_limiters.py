@@ -17,7 +17,6 @@ from ratelimited_client._limiters import (
     SlidingWindowLimiter,
     build_limiter,
 )
-from ratelimited_client._limiters._sliding_window import ARRIVAL_GUARD
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -116,10 +115,10 @@ def test_sliding_window_settle_redates_later_never_earlier() -> None:
     """Settling a dated slot moves it later (the request arrived late), never earlier."""
     limiter = SlidingWindowLimiter(Rate(1, 1.0))
     ticket = limiter.acquire(0.0, 1, pending=False)
-    limiter.settle(ticket, 0.25)  # dated at 0.25 plus the 1 ms guard
-    assert limiter.wait_time(0.5, 1) == pytest.approx(0.75 + ARRIVAL_GUARD)
+    limiter.settle(ticket, 0.25)
+    assert limiter.wait_time(0.5, 1) == pytest.approx(0.75)
     limiter.settle(ticket, 0.1)
-    assert limiter.wait_time(0.5, 1) == pytest.approx(0.75 + ARRIVAL_GUARD)
+    assert limiter.wait_time(0.5, 1) == pytest.approx(0.75)
 
 
 def test_sliding_window_ignores_time_running_backwards() -> None:

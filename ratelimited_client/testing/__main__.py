@@ -1,0 +1,72 @@
+"""Command line: ``python -m ratelimited_client.testing serve --limit 10``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+
+from ._mock_api import MockAPIConfig
+from ._server import MockAPIServer
+
+
+def _latency(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH seconds, got {text!r}") from None
+    return low, high
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ratelimited_client.testing",
+        description="The rate-limited mock API of ratelimited_client.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the mock API until Ctrl-C")
+    serve.add_argument("--host", default="127.0.0.1", help="loopback address (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port, 0 for a free one (8000)")
+    serve.add_argument("--limit", type=int, default=10, help="requests per window (10)")
+    serve.add_argument("--window", type=float, default=1.0, help="window in seconds (1.0)")
+    serve.add_argument(
+        "--algorithm", default="sliding", help="sliding | fixed | token_bucket (sliding)"
+    )
+    serve.add_argument(
+        "--latency", type=_latency, default=(0.0, 0.0), help="random ingress delay LOW,HIGH s"
+    )
+    serve.add_argument("--no-retry-after", action="store_true", help="omit Retry-After on 429")
+    serve.add_argument("--seed", type=int, default=None, help="seed for the latency jitter")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = MockAPIConfig(
+            limit=args.limit,
+            window=args.window,
+            algorithm=args.algorithm,
+            latency=args.latency,
+            retry_after=not args.no_retry_after,
+            seed=args.seed,
+        )
+        server = MockAPIServer(config, host=args.host, port=args.port)
+    except ValueError as exc:
+        parser.error(str(exc))  # exits 2
+    with server:
+        print(f"mock API: {server.url}  ({config.algorithm}, {config.limit}/{config.window:g}s)")
+        print(f"stats:    {server.url}/__stats   reset: POST {server.url}/__reset")
+        print("Ctrl-C to stop", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+    print(json.dumps(server.stats().as_dict(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+"""The rate-limited mock upstream: a raw ASGI app, no web framework.
+
+It enforces one quota the way strict upstreams do and records what it saw, so
+a test can prove a client never exceeded it. State is shared between
+uvicorn's thread (requests) and the test's thread (``stats()``), so every
+touch of it happens under one ``threading.Lock``, never across an ``await``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, MutableMapping
+
+    Scope = MutableMapping[str, Any]
+    Message = MutableMapping[str, Any]
+    Receive = Callable[[], Awaitable[Message]]
+    Send = Callable[[Message], Awaitable[None]]
+
+__all__ = ["Algorithm", "MockAPI", "MockAPIConfig", "MockAPIStats"]
+
+Algorithm = Literal["sliding", "fixed", "token_bucket"]
+_ALGORITHMS: tuple[str, ...] = ("sliding", "fixed", "token_bucket")
+_ARRIVAL_LOG = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class MockAPIConfig:
+    """How the mock upstream limits.
+
+    Args:
+        limit: requests admitted per window (token bucket: its capacity).
+        window: the window in seconds (token bucket: refills ``limit`` per window).
+        algorithm: ``"sliding"`` (strict: never more than ``limit`` in any
+            half-open window), ``"fixed"`` (windows aligned to the first
+            arrival) or ``"token_bucket"``.
+        latency: ``(low, high)`` seconds of uniform random delay applied
+            *before* a request is counted: simulated network ingress jitter.
+        retry_after: send ``Retry-After`` (integer seconds, rounded up) on 429.
+        seed: seeds the latency random source, for repeatable runs.
+
+    Raises:
+        ValueError: naming the option, when a value is invalid.
+
+    .. versionadded:: 0.1
+    """
+
+    limit: int = 10
+    window: float = 1.0
+    algorithm: Algorithm = "sliding"
+    latency: tuple[float, float] = (0.0, 0.0)
+    retry_after: bool = True
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        limit: object = self.limit
+        window: object = self.window
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+            raise ValueError(f"limit must be a positive integer, got {limit!r}")
+        if (
+            isinstance(window, bool)
+            or not isinstance(window, int | float)
+            or not math.isfinite(window)
+            or window <= 0
+        ):
+            raise ValueError(f"window must be a positive, finite number of seconds, got {window!r}")
+        if self.algorithm not in _ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {_ALGORITHMS}, got {self.algorithm!r}")
+        latency: object = self.latency
+        if not (
+            isinstance(latency, tuple | list)
+            and len(latency) == 2
+            and all(isinstance(v, int | float) and math.isfinite(v) for v in latency)
+            and 0 <= latency[0] <= latency[1]
+        ):
+            raise ValueError(f"latency must be a pair 0 <= low <= high of seconds, got {latency!r}")
+        object.__setattr__(self, "window", float(window))
+        object.__setattr__(self, "latency", (float(latency[0]), float(latency[1])))
+
+
+@dataclass(frozen=True, slots=True)
+class MockAPIStats:
+    """What the mock upstream saw since it started or was last reset.
+
+    ``max_received_in_window`` is the proof a test wants: the most requests
+    (admitted or not) that arrived within any half-open interval of one window.
+    """
+
+    received: int
+    admitted: int
+    rejected: int
+    max_received_in_window: int
+    max_admitted_in_window: int
+    limit: int
+    window: float
+    algorithm: str
+    first_arrival: float | None
+    last_arrival: float | None
+    in_flight: int
+    max_in_flight: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stats as a JSON-ready dict."""
+        return asdict(self)
+
+
+class _WindowMax:
+    """Private. The most events in any half-open window, maintained online."""
+
+    __slots__ = ("best", "times", "window")
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.times: deque[float] = deque()
+        self.best = 0
+
+    def add(self, t: float) -> None:
+        times = self.times
+        while times and t - times[0] >= self.window:
+            times.popleft()
+        times.append(t)
+        self.best = max(self.best, len(times))
+
+
+class MockAPI:
+    """A rate-limited ASGI app: every path but ``/__stats`` and ``/__reset`` is limited.
+
+    Admitted requests get ``200`` with a small JSON body; excess ones ``429``
+    with ``{"error": "rate_limited", "retry_after": seconds}`` and, unless
+    disabled, ``Retry-After``. ``GET /__stats`` returns :meth:`stats` as JSON;
+    ``POST /__reset`` clears counters and limiter state.
+
+    Args:
+        config: the quota and behaviour; defaults to ``MockAPIConfig()``.
+        clock: monotonic seconds; injectable for tests.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self, config: MockAPIConfig | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.config = config or MockAPIConfig()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._random = random.Random(self.config.seed)
+        self._in_flight = 0
+        self._max_in_flight = 0
+        self._reset_state()
+
+    # -- state ------------------------------------------------------------------
+
+    def _reset_state(self) -> None:
+        window = self.config.window
+        self._received = 0
+        self._admitted = 0
+        self._rejected = 0
+        self._received_max = _WindowMax(window)
+        self._admitted_max = _WindowMax(window)
+        self._first: float | None = None
+        self._last: float | None = None
+        self._log: deque[float] = deque()  # sliding: admitted arrival times in the window
+        self._fixed_start: float | None = None
+        self._fixed_count = 0
+        self._tokens = float(self.config.limit)
+        self._tokens_at: float | None = None
+        self._arrivals: deque[tuple[float, int]] = deque(maxlen=_ARRIVAL_LOG)
+
+    def reset(self) -> None:
+        """Forget all counters and limiter state (in-flight bookkeeping is kept)."""
+        with self._lock:
+            self._max_in_flight = self._in_flight
+            self._reset_state()
+
+    def arrivals(self) -> list[tuple[float, int]]:
+        """``(clock time, status)`` of each limited request, in arrival order (the last 100,000)."""
+        with self._lock:
+            return list(self._arrivals)
+
+    def stats(self) -> MockAPIStats:
+        """A consistent snapshot of what the server has seen."""
+        with self._lock:
+            return MockAPIStats(
+                received=self._received,
+                admitted=self._admitted,
+                rejected=self._rejected,
+                max_received_in_window=self._received_max.best,
+                max_admitted_in_window=self._admitted_max.best,
+                limit=self.config.limit,
+                window=self.config.window,
+                algorithm=self.config.algorithm,
+                first_arrival=self._first,
+                last_arrival=self._last,
+                in_flight=self._in_flight,
+                max_in_flight=self._max_in_flight,
+            )
+
+    # -- the limiter ---------------------------------------------------------------
+
+    def _decide(self, now: float) -> float:
+        """Count an arrival at ``now``; 0.0 if admitted, else the wait in seconds."""
+        if self._first is None:
+            self._first = now
+        self._last = now
+        self._received += 1
+        self._received_max.add(now)
+        wait = getattr(self, f"_decide_{self.config.algorithm}")(now)
+        if wait == 0.0:
+            self._admitted += 1
+            self._admitted_max.add(now)
+        else:
+            self._rejected += 1
+        self._arrivals.append((now, 200 if wait == 0.0 else 429))
+        return float(wait)
+
+    def _decide_sliding(self, now: float) -> float:
+        log, window = self._log, self.config.window
+        while log and now - log[0] >= window:
+            log.popleft()
+        if len(log) < self.config.limit:
+            log.append(now)
+            return 0.0
+        return max(log[0] + window - now, 1e-6)
+
+    def _decide_fixed(self, now: float) -> float:
+        window = self.config.window
+        if self._fixed_start is None:
+            self._fixed_start = now
+        elapsed = now - self._fixed_start
+        if elapsed >= window:
+            self._fixed_start += math.floor(elapsed / window) * window
+            self._fixed_count = 0
+        if self._fixed_count < self.config.limit:
+            self._fixed_count += 1
+            return 0.0
+        return max(self._fixed_start + window - now, 1e-6)
+
+    def _decide_token_bucket(self, now: float) -> float:
+        limit, window = self.config.limit, self.config.window
+        refill = limit / window
+        if self._tokens_at is not None:
+            self._tokens = min(float(limit), self._tokens + (now - self._tokens_at) * refill)
+        self._tokens_at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return max((1.0 - self._tokens) / refill, 1e-6)
+
+    # -- ASGI --------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":  # pragma: no cover - websockets are not served
+            return
+        await _drain(receive)
+        path, method = scope.get("path", "/"), scope.get("method", "GET")
+        if path == "/__stats" and method == "GET":
+            await _send_json(send, 200, self.stats().as_dict())
+            return
+        if path == "/__reset" and method == "POST":
+            self.reset()
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await self._limited(path, method, send)
+
+    async def _limited(self, path: str, method: str, send: Send) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            low, high = self.config.latency
+            delay = self._random.uniform(low, high) if high > 0 else 0.0
+        try:
+            if delay > 0:
+                await anyio.sleep(delay)
+            with self._lock:
+                wait = self._decide(self._clock())
+                admitted = self._admitted
+            if wait == 0.0:
+                body = {"ok": True, "method": method, "path": path, "n": admitted}
+                await _send_json(send, 200, body)
+                return
+            headers: list[tuple[bytes, bytes]] = []
+            if self.config.retry_after:
+                seconds = max(1, math.ceil(wait))
+                headers.append((b"retry-after", str(seconds).encode()))
+            await _send_json(send, 429, {"error": "rate_limited", "retry_after": wait}, headers)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"<MockAPI {c.algorithm} {c.limit}/{c.window:g}s>"
+
+
+async def _drain(receive: Receive) -> None:
+    """Read and discard the request body."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+
+
+async def _send_json(
+    send: Send, status: int, body: object, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,178 @@
+"""The mock upstream's limiter and stats, driven through ASGI with an injected clock."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from ratelimited_client.testing import MockAPI, MockAPIConfig
+
+pytestmark = pytest.mark.anyio
+
+
+class Clock:
+    """A settable clock for the app."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def client_for(app: MockAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mock")
+
+
+async def hit(client: httpx.AsyncClient, clock: Clock, at: float) -> httpx.Response:
+    clock.t = at
+    return await client.get("/x")
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "times", "statuses", "retry_after"),
+    [
+        # sliding: 2 per 1 s, counted from each admitted arrival
+        (
+            "sliding",
+            [0.0, 0.5, 0.9, 1.0, 1.2, 1.5],
+            [200, 200, 429, 200, 429, 200],
+            [None, None, "1", None, "1", None],
+        ),
+        # fixed: windows [0,1), [1,2): the boundary resets the count
+        (
+            "fixed",
+            [0.0, 0.1, 0.2, 1.0, 1.1, 1.9],
+            [200, 200, 429, 200, 200, 429],
+            [None, None, "1", None, None, "1"],
+        ),
+        # token bucket: 2 tokens, 2 per second refill
+        (
+            "token_bucket",
+            [0.0, 0.0, 0.0, 0.5, 0.5, 2.0],
+            [200, 200, 429, 200, 429, 200],
+            [None, None, "1", None, "1", None],
+        ),
+    ],
+)
+async def test_each_algorithm_admits_and_rejects_on_schedule(
+    algorithm: str, times: list[float], statuses: list[int], retry_after: list[str | None]
+) -> None:
+    """Each server algorithm admits exactly what it should; 429s carry Retry-After."""
+    clock = Clock()
+    app = MockAPI(MockAPIConfig(limit=2, window=1.0, algorithm=algorithm), clock=clock)  # type: ignore[arg-type]
+    async with client_for(app) as client:
+        responses = [await hit(client, clock, t) for t in times]
+    assert [r.status_code for r in responses] == statuses
+    assert [r.headers.get("retry-after") for r in responses] == retry_after
+    stats = app.stats()
+    assert stats.received == len(times)
+    assert stats.rejected == statuses.count(429)
+    assert app.arrivals() == list(zip(times, statuses, strict=True))
+
+
+async def test_429_body_gives_the_exact_wait() -> None:
+    """The 429 body carries the precise wait; the header rounds it up to whole seconds."""
+    clock = Clock()
+    app = MockAPI(MockAPIConfig(limit=1, window=2.5), clock=clock)
+    async with client_for(app) as client:
+        await hit(client, clock, 0.0)
+        rejected = await hit(client, clock, 0.25)
+    assert rejected.json() == {"error": "rate_limited", "retry_after": pytest.approx(2.25)}
+    assert rejected.headers["retry-after"] == "3"
+
+
+async def test_retry_after_can_be_omitted() -> None:
+    """retry_after=False: 429 without the header (a server that does not say)."""
+    clock = Clock()
+    app = MockAPI(MockAPIConfig(limit=1, retry_after=False), clock=clock)
+    async with client_for(app) as client:
+        await hit(client, clock, 0.0)
+        rejected = await hit(client, clock, 0.1)
+    assert rejected.status_code == 429
+    assert "retry-after" not in rejected.headers
+
+
+async def test_max_in_window_counts_half_open_windows() -> None:
+    """Arrivals at 0, 0.5, 0.999, 1.0 (window 1): at most 3 fall in any [t, t+1)."""
+    clock = Clock()
+    app = MockAPI(MockAPIConfig(limit=100, window=1.0), clock=clock)
+    async with client_for(app) as client:
+        for t in (0.0, 0.5, 0.999, 1.0):
+            await hit(client, clock, t)
+    stats = app.stats()
+    assert stats.max_received_in_window == 3
+    assert stats.max_admitted_in_window == 3
+    assert (stats.first_arrival, stats.last_arrival) == (0.0, 1.0)
+
+
+async def test_received_max_counts_rejected_arrivals_too() -> None:
+    """max_received_in_window sees every arrival; max_admitted only the admitted ones."""
+    clock = Clock()
+    app = MockAPI(MockAPIConfig(limit=2, window=1.0), clock=clock)
+    async with client_for(app) as client:
+        for _ in range(5):
+            await hit(client, clock, 0.0)
+    stats = app.stats()
+    assert (stats.max_received_in_window, stats.max_admitted_in_window) == (5, 2)
+
+
+async def test_stats_and_reset_routes() -> None:
+    """GET /__stats reports as JSON and is not counted; POST /__reset clears everything."""
+    clock = Clock()
+    app = MockAPI(MockAPIConfig(limit=1, window=10.0), clock=clock)
+    async with client_for(app) as client:
+        await hit(client, clock, 0.0)
+        await hit(client, clock, 1.0)
+        stats = (await client.get("/__stats")).json()
+        assert (stats["received"], stats["admitted"], stats["rejected"]) == (2, 1, 1)
+        assert stats["algorithm"] == "sliding"
+        assert (await client.post("/__reset")).status_code == 204
+        assert (await hit(client, clock, 2.0)).status_code == 200  # limiter state cleared too
+    assert app.stats().received == 1
+
+
+async def test_request_bodies_are_drained_and_echoed_metadata_is_right() -> None:
+    """A POST with a body is read fully and answered with its method and path."""
+    app = MockAPI(MockAPIConfig(limit=5))
+    async with client_for(app) as client:
+        response = await client.post("/docs/7", content=b"x" * 100_000)
+    assert response.json() == {"ok": True, "method": "POST", "path": "/docs/7", "n": 1}
+    assert json.loads(response.content)["n"] == 1
+
+
+async def test_lifespan_is_answered() -> None:
+    """Startup and shutdown complete, so uvicorn's lifespan='on' works."""
+    app = MockAPI()
+    sent: list[dict[str, str]] = []
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive() -> dict[str, str]:
+        return next(messages)
+
+    async def send(message: dict[str, str]) -> None:
+        sent.append(message)
+
+    await app({"type": "lifespan"}, receive, send)  # type: ignore[arg-type]
+    assert sent == [{"type": "lifespan.startup.complete"}, {"type": "lifespan.shutdown.complete"}]
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": True}, "limit"),
+        ({"window": 0}, "window"),
+        ({"window": float("nan")}, "window"),
+        ({"algorithm": "leaky"}, "algorithm"),
+        ({"latency": (0.2, 0.1)}, "latency"),
+        ({"latency": (-1, 0)}, "latency"),
+        ({"latency": 0.1}, "latency"),
+    ],
+)
+def test_config_validation_names_the_option(options: dict[str, object], name: str) -> None:
+    """Bad mock configuration fails at construction naming the option."""
+    with pytest.raises(ValueError, match=name):
+        MockAPIConfig(**options)  # type: ignore[arg-type]
