@@ -79,7 +79,7 @@ async def main(args: argparse.Namespace) -> int:
         with Progress(*columns, console=console) as progress:
             async with httpx.AsyncClient(base_url=server.url) as plain:
                 plain_outcome = await fire(
-                    plain, args.requests, args.concurrency, progress, "plain httpx.AsyncClient"
+                    plain, args.requests, args.concurrency, progress, "httpx.AsyncClient"
                 )
             plain_outcome.server_max_window = server.stats().max_received_in_window
             outcomes.append(plain_outcome)
@@ -95,16 +95,16 @@ async def main(args: argparse.Namespace) -> int:
             ours.server_max_window = stats.max_received_in_window
             outcomes.append(ours)
 
-    table = Table(title="What the server saw")
+    table = Table(title="What the server saw (max/1s: most requests in any 1 s / limit)")
     table.add_column("client")
-    for name in ("200 OK", "429 received", "max in any 1 s", "elapsed", "achieved rate"):
+    for name in ("200", "429", "max/1s", "elapsed", "rate"):
         table.add_column(name, justify="right")
     for o in outcomes:
         table.add_row(
             o.label,
             str(o.ok),
             str(o.rejected),
-            f"{o.server_max_window} (limit {args.limit})",
+            f"{o.server_max_window}/{args.limit}",
             f"{o.elapsed:.2f} s",
             f"{o.ok / o.elapsed:.1f}/s" if o.elapsed else "-",
         )
