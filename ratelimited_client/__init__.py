@@ -10,11 +10,19 @@ from ._client import RateLimitedClient as RateLimitedClient
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import QueueFullError as QueueFullError
 from ._errors import RateLimitedClientError as RateLimitedClientError
+from ._errors import RetryAfterTooLongError as RetryAfterTooLongError
 from ._options import COST_EXTENSION as COST_EXTENSION
 from ._options import KEY_EXTENSION as KEY_EXTENSION
 from ._rate import Rate as Rate
 from ._rate import SlidingWindow as SlidingWindow
 from ._rate import TokenBucket as TokenBucket
+from ._signals import DEFAULT_DIALECTS as DEFAULT_DIALECTS
+from ._signals import Dialect as Dialect
+from ._signals import QuotaState as QuotaState
+from ._signals import RateLimitSignal as RateLimitSignal
+from ._signals import RetryDirective as RetryDirective
+from ._signals import SignalContext as SignalContext
+from ._signals import parse_signal as parse_signal
 from ._throttle import BucketStatistics as BucketStatistics
 from ._throttle import ThrottleStatistics as ThrottleStatistics
 from ._transport import RateLimitedTransport as RateLimitedTransport
@@ -24,21 +32,29 @@ from ._types import RateTypes as RateTypes
 
 __all__ = [
     "COST_EXTENSION",
+    "DEFAULT_DIALECTS",
     "KEY_EXTENSION",
     "BucketStatistics",
     "ConfigurationError",
+    "Dialect",
     "KeyFunc",
     "QueueFullError",
+    "QuotaState",
     "Rate",
+    "RateLimitSignal",
     "RateLimitedClient",
     "RateLimitedClientError",
     "RateLimitedTransport",
     "RateTypes",
+    "RetryAfterTooLongError",
+    "RetryDirective",
+    "SignalContext",
     "SlidingWindow",
     "ThrottleStatistics",
     "TokenBucket",
     "__version__",
     "origin_key",
+    "parse_signal",
 ]
 
 

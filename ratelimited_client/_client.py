@@ -10,11 +10,12 @@ import typing
 
 import httpx
 
-from ._options import build_throttle, check_key
+from ._options import build_throttle, check_dialects, check_key
 from ._transport import RateLimitedTransport
 
 if typing.TYPE_CHECKING:
     import ssl
+    from collections.abc import Sequence
 
     from httpx._client import EventHook
     from httpx._types import (
@@ -28,6 +29,7 @@ if typing.TYPE_CHECKING:
     )
 
     from ._clock import Clock
+    from ._signals import Dialect
     from ._throttle import Throttle, ThrottleStatistics
     from ._types import KeyFunc, RateTypes
 
@@ -65,6 +67,8 @@ class RateLimitedClient(httpx.AsyncClient):
     default_rate: typing.ClassVar[RateTypes | None] = None
     #: Used when ``max_concurrency`` is not passed.
     default_max_concurrency: typing.ClassVar[int | None] = None
+    #: Used when ``dialects`` is not passed (``None``: every built-in dialect).
+    default_dialects: typing.ClassVar[typing.Sequence[Dialect] | None] = None
 
     def __init__(
         self,
@@ -74,6 +78,8 @@ class RateLimitedClient(httpx.AsyncClient):
         max_queued: int | None = None,
         key: KeyFunc | None = None,
         latency_proof: bool = False,
+        learn: bool = True,
+        dialects: Sequence[Dialect] | None = None,
         clock: Clock | None = None,
         auth: AuthTypes | None = None,
         params: QueryParamTypes | None = None,
@@ -103,9 +109,11 @@ class RateLimitedClient(httpx.AsyncClient):
             ),
             max_queued=max_queued,
             latency_proof=latency_proof,
+            learn=learn,
             clock=clock,
         )
         key = check_key(key)
+        parsers = check_dialects(dialects if dialects is not None else self.default_dialects)
         super().__init__(
             auth=auth,
             params=params,
@@ -131,10 +139,12 @@ class RateLimitedClient(httpx.AsyncClient):
         # httpx keeps the default transport and the mounted ones (explicit mounts
         # and proxies from the environment) in these two attributes; wrapping
         # them all with one throttle keeps a single quota per client.
-        self._transport = RateLimitedTransport._sharing(self._transport, throttle, key)
+        self._transport = RateLimitedTransport._sharing(self._transport, throttle, key, parsers)
         self._mounts = {
             pattern: (
-                None if inner is None else RateLimitedTransport._sharing(inner, throttle, key)
+                None
+                if inner is None
+                else RateLimitedTransport._sharing(inner, throttle, key, parsers)
             )
             for pattern, inner in self._mounts.items()
         }

@@ -4,7 +4,8 @@ The hierarchy::
 
     RateLimitedClientError
     ├── ConfigurationError      (also a ValueError) invalid option, raised at construction
-    └── QueueFullError          too many requests already waiting (``max_queued``)
+    ├── QueueFullError          too many requests already waiting (``max_queued``)
+    └── RetryAfterTooLongError  the server asked for a wait longer than allowed
 
 Network and protocol errors are httpx's own (``httpx.ConnectError`` and so on)
 and pass through unchanged.
@@ -12,7 +13,12 @@ and pass through unchanged.
 
 from __future__ import annotations
 
-__all__ = ["ConfigurationError", "QueueFullError", "RateLimitedClientError"]
+__all__ = [
+    "ConfigurationError",
+    "QueueFullError",
+    "RateLimitedClientError",
+    "RetryAfterTooLongError",
+]
 
 
 class RateLimitedClientError(Exception):
@@ -39,4 +45,24 @@ class QueueFullError(RateLimitedClientError):
         super().__init__(
             f"{queued} requests are already waiting for a slot (max_queued={max_queued}); "
             "refused at once, nothing was sent"
+        )
+
+
+class RetryAfterTooLongError(RateLimitedClientError):
+    """The server asked for a wait longer than the client may sleep.
+
+    Raised at once, instead of a silent hours-long sleep, for the request that
+    got the answer and for every later request on the same bucket until the
+    server's time has passed. ``retry_after`` is the server's wait in seconds
+    (from when the answer arrived); ``limit`` the longest wait allowed.
+    """
+
+    def __init__(self, *, retry_after: float, limit: float, key: object = None) -> None:
+        self.retry_after = retry_after
+        self.limit = limit
+        self.key = key
+        where = f" for bucket {key!r}" if key is not None else ""
+        super().__init__(
+            f"the server asked to wait {retry_after:.1f} s{where}, longer than the "
+            f"{limit:g} s allowed; not waiting"
         )

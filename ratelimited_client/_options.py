@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._clock import MONOTONIC, Clock
 from ._errors import ConfigurationError
 from ._rate import normalize_rates
+from ._signals import DEFAULT_DIALECTS
 from ._throttle import Throttle
 
 if TYPE_CHECKING:
+    from ._signals import Dialect
     from ._types import KeyFunc, RateTypes
 
-__all__ = ["COST_EXTENSION", "KEY_EXTENSION", "build_throttle", "check_key", "request_cost"]
+__all__ = [
+    "COST_EXTENSION",
+    "KEY_EXTENSION",
+    "build_throttle",
+    "check_dialects",
+    "check_key",
+    "request_cost",
+]
 
 #: ``request.extensions`` entry carrying the request's cost in quota units (default 1).
 COST_EXTENSION = "ratelimit_cost"
@@ -36,11 +46,13 @@ def build_throttle(
     max_concurrency: int | None,
     max_queued: int | None,
     latency_proof: bool,
+    learn: bool,
     clock: Clock | None,
 ) -> Throttle:
     """Validate the options (naming the bad one) and build the throttle."""
-    if not isinstance(latency_proof, bool):
-        raise ConfigurationError(f"latency_proof must be True or False, got {latency_proof!r}")
+    for name, flag in (("latency_proof", latency_proof), ("learn", learn)):
+        if not isinstance(flag, bool):
+            raise ConfigurationError(f"{name} must be True or False, got {flag!r}")
     if clock is not None and not isinstance(clock, Clock):
         raise ConfigurationError(f"clock must have now() and sleep_until(), got {clock!r}")
     return Throttle(
@@ -48,6 +60,7 @@ def build_throttle(
         max_concurrency=_optional_int("max_concurrency", max_concurrency, minimum=1),
         max_queued=_optional_int("max_queued", max_queued, minimum=0),
         latency_proof=latency_proof,
+        learn=learn,
         clock=clock or MONOTONIC,
     )
 
@@ -56,6 +69,21 @@ def check_key(key: KeyFunc | None) -> KeyFunc | None:
     if key is not None and not callable(key):
         raise ConfigurationError(f"key must be a callable taking a request, got {key!r}")
     return key
+
+
+def check_dialects(dialects: Sequence[Dialect] | None) -> tuple[Dialect, ...]:
+    """The ``dialects`` option: ``None`` means every built-in dialect."""
+    if dialects is None:
+        return DEFAULT_DIALECTS
+    value: object = dialects
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise ConfigurationError(
+            f"dialects must be a sequence of parser functions, got {dialects!r}"
+        )
+    for dialect in dialects:
+        if not callable(dialect):
+            raise ConfigurationError(f"dialects must hold callables, got {dialect!r}")
+    return tuple(dialects)
 
 
 def request_cost(extensions: dict[str, object]) -> float:

@@ -33,6 +33,7 @@ flight when its period would end keeps its slot.
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -40,7 +41,8 @@ from typing import TYPE_CHECKING, Final
 import anyio
 
 from ._clock import MONOTONIC
-from ._errors import QueueFullError
+from ._errors import QueueFullError, RetryAfterTooLongError
+from ._feedback import ServerFeedback
 from ._limiters import build_limiter
 
 if TYPE_CHECKING:
@@ -48,10 +50,19 @@ if TYPE_CHECKING:
 
     from ._clock import Clock
     from ._limiters import Limiter, Ticket
-    from ._rate import LimitSpec
+    from ._rate import LimitSpec, Rate
+    from ._signals import RateLimitSignal
 
-__all__ = ["BucketStatistics", "Permit", "Throttle", "ThrottleStatistics"]
+__all__ = [
+    "DEFAULT_MAX_WAIT",
+    "BucketStatistics",
+    "Permit",
+    "Throttle",
+    "ThrottleStatistics",
+]
 
+# The longest server-requested wait honoured before RetryAfterTooLongError.
+DEFAULT_MAX_WAIT: Final = 300.0
 # Sweep idle buckets once the map has grown past this many since the last sweep.
 _SWEEP_AFTER: Final = 256
 
@@ -128,6 +139,7 @@ class _Bucket:
 
     __slots__ = (
         "admitted",
+        "feedback",
         "head_scope",
         "key",
         "limiter",
@@ -136,13 +148,14 @@ class _Bucket:
         "waiters",
     )
 
-    def __init__(self, key: Hashable, limiter: Limiter | None) -> None:
+    def __init__(self, key: Hashable, limiter: Limiter | None, feedback: ServerFeedback) -> None:
         self.key = key
         self.limiter = limiter
+        self.feedback = feedback
         self.waiters: deque[_Waiter] = deque()
         self.live = 0  # waiters not cancelled (the head included)
         self.head_scope: anyio.CancelScope | None = None
-        self.outstanding = 0  # permits not yet settled
+        self.outstanding = 0  # permits admitted and not yet settled
         self.admitted = 0
 
     def kick(self) -> None:
@@ -160,12 +173,16 @@ class BucketStatistics:
         waiting: requests queued on this bucket.
         used: quota units counted against the bucket right now.
         admitted: requests admitted through this bucket since it was created.
+        paused_for: seconds the server's last pause still holds the bucket (0 if none).
+        learned_rate: the rate learned from the server when none was configured.
     """
 
     key: str
     waiting: int
     used: float
     admitted: int
+    paused_for: float = 0.0
+    learned_rate: Rate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,21 +209,38 @@ class ThrottleStatistics:
 
 
 class Permit:
-    """Private. An admitted request's hold on its quota slot and concurrency slot."""
+    """Private. An admitted request's hold on its quota slots and concurrency slot."""
 
-    __slots__ = ("_bucket", "_released", "_throttle", "_ticket")
+    __slots__ = ("_bucket", "_released", "_settled", "_throttle", "_tickets", "sent_at")
 
-    def __init__(self, throttle: Throttle, bucket: _Bucket, ticket: Ticket | None) -> None:
+    def __init__(
+        self,
+        throttle: Throttle,
+        bucket: _Bucket,
+        tickets: list[tuple[Limiter, Ticket]],
+        sent_at: float,
+    ) -> None:
         self._throttle = throttle
         self._bucket = bucket
-        self._ticket = ticket
+        self._tickets = tickets
+        self._settled = False
         self._released = False
+        self.sent_at = sent_at
+
+    @property
+    def key(self) -> Hashable:
+        return self._bucket.key
 
     def settle(self) -> None:
-        """The response has started arriving, or the attempt failed: date the slot."""
-        ticket, self._ticket = self._ticket, None
-        if ticket is not None:
-            self._throttle._settle(self._bucket, ticket)
+        """The response has started arriving, or the attempt failed: date the slots."""
+        if not self._settled:
+            self._settled = True
+            self._throttle._settle(self._bucket, self._tickets)
+
+    def observe(self, signal: RateLimitSignal, origin: str | None) -> None:
+        """Feed what the server said in this response to the bucket (settles first)."""
+        self.settle()
+        self._throttle._observe(self._bucket, signal, self.sent_at, origin)
 
     def release(self) -> None:
         """The response is closed: free the concurrency slot (settling first if needed)."""
@@ -226,9 +260,20 @@ class Throttle:
         max_concurrency: int | None = None,
         max_queued: int | None = None,
         latency_proof: bool = False,
+        learn: bool = True,
+        max_wait: float = DEFAULT_MAX_WAIT,
         clock: Clock = MONOTONIC,
+        rng: random.Random | None = None,
     ) -> None:
         self.rates = rates
+        self.learn = learn
+        self.max_wait = max_wait
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        # The rate that paces the release after a server pause: the strictest configured one.
+        self._pacing_rate = min(
+            (spec.rate for spec in rates), key=lambda r: r.per_second, default=None
+        )
+        self._origin_pauses: dict[str, float] = {}
         self.max_concurrency = max_concurrency
         self.max_queued = max_queued
         self.latency_proof = latency_proof
@@ -243,14 +288,20 @@ class Throttle:
 
     # -- the way in ---------------------------------------------------------------
 
-    async def acquire(self, key: Hashable, cost: float = 1.0) -> Permit:
+    async def acquire(
+        self, key: Hashable, cost: float = 1.0, *, origin: str | None = None
+    ) -> Permit:
         """Wait until a request of ``cost`` on bucket ``key`` may be sent; never over quota.
+
+        ``origin`` (``scheme://host:port``) makes origin-wide server pauses apply.
 
         Raises:
             QueueFullError: ``max_queued`` requests already wait (nothing was queued).
+            RetryAfterTooLongError: the server paused this bucket for longer than allowed.
             ValueError: ``cost`` can never fit the bucket's quota.
         """
         bucket = self._bucket(key)
+        self._check_too_long(bucket, self.clock.now())
         limiter = bucket.limiter
         if limiter is not None and cost > limiter.max_cost:
             raise ValueError(
@@ -258,7 +309,7 @@ class Throttle:
                 f"can ever admit ({limiter.max_cost:g}); it could never be sent"
             )
         if bucket.live == 0:
-            permit = self._try_admit(bucket, cost)
+            permit = self._try_admit(bucket, cost, origin)
             if permit is not None:
                 return permit
         if self.max_queued is not None and self._queued >= self.max_queued:
@@ -266,31 +317,49 @@ class Throttle:
             raise QueueFullError(max_queued=self.max_queued, queued=self._queued)
         self._queued += 1
         try:
-            return await self._wait_in_line(bucket, cost)
+            return await self._wait_in_line(bucket, cost, origin)
         finally:
             self._queued -= 1
 
-    def _try_admit(self, bucket: _Bucket, cost: float) -> Permit | None:
+    def _wait_time(self, bucket: _Bucket, now: float, cost: float, origin: str | None) -> float:
+        """Seconds until ``cost`` may go on ``bucket`` (``math.inf``: until an answer)."""
+        wait = bucket.limiter.wait_time(now, cost) if bucket.limiter is not None else 0.0
+        wait = max(wait, bucket.feedback.wait_time(now, cost, bucket.outstanding))
+        if origin is not None and self._origin_pauses:
+            wait = max(wait, self._origin_pauses.get(origin, now) - now)
+        return wait
+
+    def _check_too_long(self, bucket: _Bucket, now: float) -> None:
+        feedback = bucket.feedback
+        if feedback.too_long_until > now:
+            raise RetryAfterTooLongError(
+                retry_after=feedback.too_long_until - now, limit=self.max_wait, key=bucket.key
+            )
+
+    def _try_admit(self, bucket: _Bucket, cost: float, origin: str | None) -> Permit | None:
         now = self.clock.now()
-        limiter = bucket.limiter
-        if limiter is not None and limiter.wait_time(now, cost) > 0:
+        if self._wait_time(bucket, now, cost, origin) > 0:
             return None
         if self._semaphore is not None and not self._semaphore.try_acquire():
             return None
         return self._admit(bucket, cost, now)
 
     def _admit(self, bucket: _Bucket, cost: float, now: float) -> Permit:
+        tickets: list[tuple[Limiter, Ticket]] = []
         limiter = bucket.limiter
-        ticket = None
         if limiter is not None:
-            ticket = limiter.acquire(now, cost, pending=self.latency_proof)
-            bucket.outstanding += 1
+            tickets.append((limiter, limiter.acquire(now, cost, pending=self.latency_proof)))
+        learned = bucket.feedback.learned
+        learned_ticket = bucket.feedback.on_admit(now, cost)
+        if learned is not None and learned_ticket is not None:
+            tickets.append((learned, learned_ticket))
+        bucket.outstanding += 1
         bucket.admitted += 1
         self._admitted += 1
         self._in_flight += 1
-        return Permit(self, bucket, ticket)
+        return Permit(self, bucket, tickets, now)
 
-    async def _wait_in_line(self, bucket: _Bucket, cost: float) -> Permit:
+    async def _wait_in_line(self, bucket: _Bucket, cost: float, origin: str | None) -> Permit:
         waiter = _Waiter()
         bucket.waiters.append(waiter)
         bucket.live += 1
@@ -308,19 +377,19 @@ class Throttle:
                     bucket.live -= 1
                 raise
         try:
-            return await self._serve_head(bucket, cost)
+            return await self._serve_head(bucket, cost, origin)
         except BaseException:
             self._next_head(bucket)
             raise
 
-    async def _serve_head(self, bucket: _Bucket, cost: float) -> Permit:
-        limiter = bucket.limiter
+    async def _serve_head(self, bucket: _Bucket, cost: float, origin: str | None) -> Permit:
         semaphore = self._semaphore
         holding = False
         try:
             while True:
                 now = self.clock.now()
-                wait = limiter.wait_time(now, cost) if limiter is not None else 0.0
+                self._check_too_long(bucket, now)
+                wait = self._wait_time(bucket, now, cost, origin)
                 if wait > 0:
                     if holding:
                         assert semaphore is not None  # noqa: S101
@@ -364,13 +433,23 @@ class Throttle:
 
     # -- the way out --------------------------------------------------------------
 
-    def _settle(self, bucket: _Bucket, ticket: Ticket) -> None:
-        limiter = bucket.limiter
-        assert limiter is not None  # noqa: S101 - tickets only come from limiters
+    def _settle(self, bucket: _Bucket, tickets: list[tuple[Limiter, Ticket]]) -> None:
         bucket.outstanding -= 1
-        limiter.settle(ticket, self.clock.now())
-        if self.latency_proof:
-            bucket.kick()  # a pending slot now has a date: the head can compute its wait
+        now = self.clock.now()
+        for limiter, ticket in tickets:
+            limiter.settle(ticket, now)
+        # A slot got its date, or the learning window has room again: re-evaluate.
+        bucket.kick()
+
+    def _observe(
+        self, bucket: _Bucket, signal: RateLimitSignal, sent_at: float, origin: str | None
+    ) -> None:
+        until = bucket.feedback.observe(
+            signal, sent_at=sent_at, others_in_flight=bucket.outstanding
+        )
+        if until is not None and origin is not None:
+            self._origin_pauses[origin] = max(self._origin_pauses.get(origin, until), until)
+        bucket.kick()
 
     def _release(self) -> None:
         self._in_flight -= 1
@@ -384,7 +463,13 @@ class Throttle:
         if bucket is None:
             if len(self._buckets) >= self._sweep_at:
                 self._sweep()
-            bucket = self._buckets[key] = _Bucket(key, build_limiter(self.rates))
+            feedback = ServerFeedback(
+                configured_rate=self._pacing_rate,
+                learning=self.learn and not self.rates,
+                rng=self.rng,
+                max_wait=self.max_wait,
+            )
+            bucket = self._buckets[key] = _Bucket(key, build_limiter(self.rates), feedback)
         return bucket
 
     def _sweep(self) -> None:
@@ -392,7 +477,12 @@ class Throttle:
         now = self.clock.now()
         for key, bucket in list(self._buckets.items()):
             idle = bucket.limiter is None or bucket.limiter.is_idle(now)
-            if idle and bucket.live == 0 and bucket.outstanding == 0:
+            if (
+                idle
+                and bucket.live == 0
+                and bucket.outstanding == 0
+                and bucket.feedback.is_idle(now)
+            ):
                 del self._buckets[key]
         self._sweep_at = max(_SWEEP_AFTER, 2 * len(self._buckets))
 
@@ -404,6 +494,8 @@ class Throttle:
                 waiting=bucket.live,
                 used=bucket.limiter.used(now) if bucket.limiter is not None else 0.0,
                 admitted=bucket.admitted,
+                paused_for=max(0.0, bucket.feedback.pause_until - now),
+                learned_rate=bucket.feedback.learned_rate,
             )
             for key, bucket in self._buckets.items()
         }

@@ -6,22 +6,53 @@ one, say) gets it by being handed this transport.
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from typing import TYPE_CHECKING
 
 import httpx
 
 from ._errors import ConfigurationError
-from ._options import KEY_EXTENSION, build_throttle, check_key, request_cost
+from ._options import KEY_EXTENSION, build_throttle, check_dialects, check_key, request_cost
+from ._signals import RateLimitSignal, parse_signal
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Hashable
+    from collections.abc import AsyncIterator, Hashable, Sequence
     from types import TracebackType
 
     from ._clock import Clock
+    from ._signals import Dialect
     from ._throttle import Permit, Throttle, ThrottleStatistics
     from ._types import KeyFunc, RateTypes
 
 __all__ = ["RateLimitedTransport", "origin_key"]
+
+logger = logging.getLogger("ratelimited_client")
+
+# Error bodies up to this size are read for rate-limit signals (Discord, OpenAI ...).
+_MAX_SIGNAL_BODY = 64 * 1024
+
+
+async def _small_json_body(response: httpx.Response) -> object:
+    """The decoded JSON body of a small error response (it may name a wait), else ``None``.
+
+    Only for status >= 400, a JSON content type and a declared length up to
+    64 KiB: success bodies and streams are never touched.
+    """
+    if response.status_code < 400 or "json" not in response.headers.get("content-type", ""):
+        return None
+    try:
+        length = int(response.headers.get("content-length", ""))
+    except ValueError:
+        return None
+    if not 0 < length <= _MAX_SIGNAL_BODY:
+        return None
+    await response.aread()
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return None
 
 
 def origin_key(request: httpx.Request) -> str:
@@ -83,6 +114,12 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
             has arrived, and only then start its period, so the server never
             sees more than the quota however the network delays requests.
             Costs one round trip per period of throughput.
+        learn: with no ``rate``, learn the quota from the server's signals: one
+            probe first, then a slow start, then the limit the headers (or the
+            429s) reveal. ``False`` sends without any local limit.
+        dialects: the rate-limit header parsers to read responses with;
+            default every built-in one (``DEFAULT_DIALECTS``). Add your own
+            with ``dialects=[*DEFAULT_DIALECTS, my_dialect]``.
         clock: where time comes from; for tests (see ``ratelimited_client.testing``).
 
     Per request, ``extensions={"ratelimit_cost": n}`` charges ``n`` units
@@ -103,6 +140,8 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         max_queued: int | None = None,
         key: KeyFunc | None = None,
         latency_proof: bool = False,
+        learn: bool = True,
+        dialects: Sequence[Dialect] | None = None,
         clock: Clock | None = None,
     ) -> None:
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
@@ -114,24 +153,39 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
             max_concurrency=max_concurrency,
             max_queued=max_queued,
             latency_proof=latency_proof,
+            learn=learn,
             clock=clock,
         )
-        self._init(transport or httpx.AsyncHTTPTransport(), throttle, check_key(key))
+        self._init(
+            transport or httpx.AsyncHTTPTransport(),
+            throttle,
+            check_key(key),
+            check_dialects(dialects),
+        )
 
     def _init(
-        self, transport: httpx.AsyncBaseTransport, throttle: Throttle, key: KeyFunc | None
+        self,
+        transport: httpx.AsyncBaseTransport,
+        throttle: Throttle,
+        key: KeyFunc | None,
+        dialects: tuple[Dialect, ...],
     ) -> None:
         self._transport = transport
         self._throttle = throttle
         self._key: KeyFunc = key or origin_key
+        self._dialects = dialects
 
     @classmethod
     def _sharing(
-        cls, transport: httpx.AsyncBaseTransport, throttle: Throttle, key: KeyFunc | None
+        cls,
+        transport: httpx.AsyncBaseTransport,
+        throttle: Throttle,
+        key: KeyFunc | None,
+        dialects: tuple[Dialect, ...],
     ) -> RateLimitedTransport:
         """Private. A transport over ``transport`` that shares an existing throttle."""
         self = cls.__new__(cls)
-        self._init(transport, throttle, key)
+        self._init(transport, throttle, key, dialects)
         return self
 
     @property
@@ -149,19 +203,49 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         cost = request_cost(request.extensions)
-        permit = await self._throttle.acquire(self._bucket_key(request), cost)
+        origin = origin_key(request)
+        permit = await self._throttle.acquire(self._bucket_key(request), cost, origin=origin)
         try:
             response = await self._transport.handle_async_request(request)
+            received_at = self._throttle.clock.now()
+            wall_now = time.time()
+            permit.settle()
+            body = await _small_json_body(response)
         except BaseException:
             permit.release()
             raise
-        permit.settle()
+        permit.observe(self._read_signal(response, body, received_at, wall_now), origin)
         if response.is_closed or not isinstance(response.stream, httpx.AsyncByteStream):
-            # Already read (an in-memory body) or sync-only: nothing left to hold.
+            # Already read (an in-memory or small rejected body) or sync-only: nothing to hold.
             permit.release()
         else:
             response.stream = _PermitStream(response.stream, permit)
         return response
+
+    def _read_signal(
+        self, response: httpx.Response, body: object, received_at: float, wall_now: float
+    ) -> RateLimitSignal:
+        try:
+            return parse_signal(
+                response.status_code,
+                response.headers,
+                body=body,
+                received_at=received_at,
+                wall_now=wall_now,
+                max_wait=self._throttle.max_wait,
+                dialects=self._dialects,
+            )
+        except Exception:  # the parser promises not to raise; a request never breaks on it
+            logger.debug("rate-limit headers could not be read", exc_info=True)
+            return RateLimitSignal(
+                status=response.status_code,
+                received_at=received_at,
+                quotas=(),
+                retry=None,
+                throttled=False,
+                dialects=(),
+                cached=False,
+            )
 
     async def aclose(self) -> None:
         await self._transport.aclose()

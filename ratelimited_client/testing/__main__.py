@@ -7,6 +7,7 @@ import json
 import sys
 import threading
 
+from ._dialects import DIALECTS
 from ._mock_api import MockAPIConfig
 from ._server import MockAPIServer
 
@@ -38,6 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-retry-after", action="store_true", help="omit Retry-After on 429")
     serve.add_argument("--seed", type=int, default=None, help="seed for the latency jitter")
+    serve.add_argument(
+        "--dialect",
+        default="retry-after",
+        help=f"rate-limit headers to send: {' | '.join(DIALECTS)} (retry-after)",
+    )
+    serve.add_argument(
+        "--clock-skew", type=float, default=0.0, help="seconds added to the server's wall clock"
+    )
     return parser
 
 
@@ -52,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             latency=args.latency,
             retry_after=not args.no_retry_after,
             seed=args.seed,
+            dialect=args.dialect,
+            clock_skew=args.clock_skew,
         )
         server = MockAPIServer(config, host=args.host, port=args.port)
     except ValueError as exc:

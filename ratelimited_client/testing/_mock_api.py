@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
+from ._dialects import DIALECTS, Dialect, QuotaView, http_date
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
 
@@ -48,6 +50,13 @@ class MockAPIConfig:
             *before* a request is counted: simulated network ingress jitter.
         retry_after: send ``Retry-After`` (integer seconds, rounded up) on 429.
         seed: seeds the latency random source, for repeatable runs.
+        dialect: how the quota is reported on every limited response:
+            ``"retry-after"`` (only ``Retry-After`` on 429s), ``"ietf"``
+            (``RateLimit-Policy``/``RateLimit``, draft -08+), ``"ietf-07"``,
+            ``"ietf-trio"``, ``"x-ratelimit"``, ``"github"``, ``"openai"``,
+            ``"anthropic"``, ``"discord"`` or ``"gitlab"``.
+        clock_skew: seconds added to the server's wall clock (its ``Date``
+            header and absolute reset times), to test clients against skew.
 
     Raises:
         ValueError: naming the option, when a value is invalid.
@@ -61,6 +70,8 @@ class MockAPIConfig:
     latency: tuple[float, float] = (0.0, 0.0)
     retry_after: bool = True
     seed: int | None = None
+    dialect: Dialect = "retry-after"
+    clock_skew: float = 0.0
 
     def __post_init__(self) -> None:
         limit: object = self.limit
@@ -84,6 +95,11 @@ class MockAPIConfig:
             and 0 <= latency[0] <= latency[1]
         ):
             raise ValueError(f"latency must be a pair 0 <= low <= high of seconds, got {latency!r}")
+        if self.dialect not in DIALECTS:
+            raise ValueError(f"dialect must be one of {sorted(DIALECTS)}, got {self.dialect!r}")
+        skew: object = self.clock_skew
+        if isinstance(skew, bool) or not isinstance(skew, int | float) or not math.isfinite(skew):
+            raise ValueError(f"clock_skew must be a finite number of seconds, got {skew!r}")
         object.__setattr__(self, "window", float(window))
         object.__setattr__(self, "latency", (float(latency[0]), float(latency[1])))
 
@@ -148,10 +164,15 @@ class MockAPI:
     """
 
     def __init__(
-        self, config: MockAPIConfig | None = None, *, clock: Callable[[], float] = time.monotonic
+        self,
+        config: MockAPIConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config or MockAPIConfig()
         self._clock = clock
+        self._wall_clock = wall_clock
         self._lock = threading.Lock()
         self._random = random.Random(self.config.seed)
         self._in_flight = 0
@@ -204,6 +225,34 @@ class MockAPI:
                 in_flight=self._in_flight,
                 max_in_flight=self._max_in_flight,
             )
+
+    def _view(self, now: float) -> QuotaView:
+        """The quota after the request just decided, as the dialects report it."""
+        limit, window = self.config.limit, self.config.window
+        algorithm = self.config.algorithm
+        if algorithm == "sliding":
+            log = self._log
+            remaining = limit - len(log)
+            next_unit = log[0] + window - now if log else 0.0
+            # As the token-bucket vendors (OpenAI, Anthropic) count "until full".
+            full = len(log) * window / limit
+        elif algorithm == "fixed":
+            start = self._fixed_start if self._fixed_start is not None else now
+            remaining = limit - self._fixed_count
+            next_unit = full = start + window - now
+        else:
+            refill = limit / window
+            remaining = math.floor(self._tokens)
+            next_unit = max(0.0, (1.0 - self._tokens) / refill)
+            full = (limit - self._tokens) / refill
+        return QuotaView(
+            limit=limit,
+            window=window,
+            remaining=max(0, remaining),
+            next_unit=max(0.0, next_unit),
+            full=max(0.0, full),
+            wall_now=self._wall_clock() + self.config.clock_skew,
+        )
 
     # -- the limiter ---------------------------------------------------------------
 
@@ -286,13 +335,18 @@ class MockAPI:
             if delay > 0:
                 await anyio.sleep(delay)
             with self._lock:
-                wait = self._decide(self._clock())
+                now = self._clock()
+                wait = self._decide(now)
                 admitted = self._admitted
+                view = self._view(now)
+            headers = [
+                (k.lower().encode(), v.encode()) for k, v in DIALECTS[self.config.dialect](view)
+            ]
+            headers.append((b"date", http_date(view.wall_now).encode()))
             if wait == 0.0:
                 body = {"ok": True, "method": method, "path": path, "n": admitted}
-                await _send_json(send, 200, body)
+                await _send_json(send, 200, body, headers)
                 return
-            headers: list[tuple[bytes, bytes]] = []
             if self.config.retry_after:
                 seconds = max(1, math.ceil(wait))
                 headers.append((b"retry-after", str(seconds).encode()))

@@ -114,6 +114,8 @@ class MockAPIServer:
             lifespan="on",
             access_log=False,
             timeout_keep_alive=30,
+            date_header=False,  # the app sends its own Date (it may be skewed on purpose)
+            server_header=False,
             backlog=2048,
         )
         server = uvicorn.Server(config)

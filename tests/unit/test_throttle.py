@@ -214,7 +214,9 @@ async def test_max_concurrency_caps_in_flight_and_serves_in_order(
 ) -> None:
     """Two slots, five requests across two hosts: two in flight, the rest FIFO."""
     upstream = Upstream(fake_clock, hold=True)
-    async with RateLimitedClient(transport=upstream, clock=fake_clock, max_concurrency=2) as client:
+    async with RateLimitedClient(
+        transport=upstream, clock=fake_clock, max_concurrency=2, learn=False
+    ) as client:
         urls = ["http://a.test/1", "http://b.test/2", "http://a.test/3", "http://b.test/4"]
         async with anyio.create_task_group() as tg:
             await start_in_order(tg, gets(client, [*urls, "http://a.test/5"]))
@@ -234,7 +236,7 @@ async def test_max_concurrency_caps_in_flight_and_serves_in_order(
 async def test_streamed_response_holds_its_slot_until_closed(fake_clock: FakeClock) -> None:
     """max_concurrency counts a streamed response until it is closed."""
     upstream = Upstream(fake_clock)
-    async with make_client(fake_clock, upstream, max_concurrency=1) as client:
+    async with make_client(fake_clock, upstream, max_concurrency=1, learn=False) as client:
         async with client.stream("GET", "/big") as response:
             assert response.status_code == 200
             assert client.statistics().in_flight == 1
@@ -379,9 +381,9 @@ async def test_idle_buckets_are_forgotten(fake_clock: FakeClock) -> None:
 
 
 async def test_no_limits_means_no_waiting(fake_clock: FakeClock) -> None:
-    """rate=None and no caps: requests go straight through."""
+    """rate=None, learn=False and no caps: requests go straight through."""
     upstream = Upstream(fake_clock)
-    async with make_client(fake_clock, upstream) as client:
+    async with make_client(fake_clock, upstream, learn=False) as client:
         for i in range(50):
             await client.get(f"/{i}")
         assert client.statistics().buckets["http://api.test:80"].used == 0

@@ -1,0 +1,253 @@
+"""What the server said about one bucket: pauses, remaining caps, a learned limit.
+
+Pure bookkeeping over an injected ``now`` (like the limiters): the throttle
+asks ``wait_time`` and calls ``on_admit`` / ``observe``; nothing here sleeps.
+
+* **Pause.** A throttled answer (429, or 503 with ``Retry-After`` ...) pauses the
+  whole bucket until the server's time. The release is jittered (a random
+  offset of up to 10 % of the pause, at most 1 s) and then *paced*: for one
+  period after a pause the queue drains one request per ``period / limit``
+  (configured or learned rate), never all at once. With no rate known, the
+  bucket goes back to a single probe.
+* **Caps.** A quota with ``remaining`` and a reset caps what is sent before the
+  reset, read from every response. Requests still in flight when the count
+  was taken are subtracted too (the server may count them after), so the cap
+  errs low. A quota in other units (tokens) only pauses when exhausted.
+* **Learning** (no ``rate`` configured): a quota's ``limit`` plus its window
+  (stated, or estimated from the reset) becomes a strict sliding window; a
+  server that speaks only through 429s is learned from them: the successes
+  since the run began, over the time they took plus the server's wait. Every
+  later 429 cuts the learned limit by a fifth. Until anything is known, first
+  contact is one probe, then a window of requests in flight that grows by one
+  per clean round trip.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import TYPE_CHECKING, Final
+
+from ._limiters import GCRALimiter, SlidingWindowLimiter
+from ._rate import Rate
+
+if TYPE_CHECKING:
+    import random
+
+    from ._limiters import Limiter, Ticket
+    from ._signals import QuotaState, RateLimitSignal
+
+__all__ = ["ServerFeedback"]
+
+# A 429 that names no wait at all pauses this long, doubling with each in a row.
+_FALLBACK_PAUSE: Final = 1.0
+# Two resets within this many seconds describe the same window.
+_SAME_WINDOW: Final = 1.0
+# Most recent answered requests remembered for learning and replay.
+_HISTORY: Final = 10_000
+# An estimated (not stated) window is taken as at least this long.
+_MIN_ESTIMATE: Final = 1.0
+# Each further 429 under a learned limit keeps this share of it.
+_DECREASE: Final = 0.8
+
+
+class _Cap:
+    """Private. At most ``budget`` more units before ``reset_at``."""
+
+    __slots__ = ("budget", "release_at", "reset_at")
+
+    def __init__(self, budget: float, reset_at: float, release_at: float) -> None:
+        self.budget = budget
+        self.reset_at = reset_at
+        self.release_at = release_at
+
+
+class ServerFeedback:
+    """Private. The server's word on one bucket (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        configured_rate: Rate | None,
+        learning: bool,
+        rng: random.Random,
+        max_wait: float,
+    ) -> None:
+        self.configured_rate = configured_rate
+        self.learning = learning
+        self.rng = rng
+        self.max_wait = max_wait
+        self.pause_until = -math.inf
+        self.too_long_until = -math.inf
+        self.too_long_delay = 0.0
+        self.caps: dict[str, _Cap] = {}
+        self.learned: Limiter | None = None
+        self.learned_rate: Rate | None = None
+        self._window_estimate = 0.0
+        self.cwnd: float | None = 1.0 if learning else None
+        self._pacer: GCRALimiter | None = None
+        self._pacer_until = -math.inf
+        self._answered: deque[tuple[float, float, bool]] = deque(maxlen=_HISTORY)
+        self._run_start = -math.inf
+        self._last_throttle = -math.inf
+        self._throttles_in_row = 0
+
+    # -- asked by the throttle before each admission ----------------------------------
+
+    def wait_time(self, now: float, cost: float, outstanding: int) -> float:
+        wait = max(0.0, self.pause_until - now)
+        for name, cap in list(self.caps.items()):
+            if now >= cap.reset_at:
+                del self.caps[name]  # the window is over; the next answer says more
+            elif cap.budget < cost:
+                wait = max(wait, cap.release_at - now)
+        if self.learned is not None:
+            wait = max(wait, self.learned.wait_time(now, cost))
+        if self._pacer is not None:
+            if now >= self._pacer_until:
+                self._pacer = None
+            else:
+                wait = max(wait, self._pacer.wait_time(now, cost))
+        if self.cwnd is not None and outstanding >= self.cwnd:
+            return math.inf  # learning: wait for an answer to come back
+        return wait
+
+    def on_admit(self, now: float, cost: float) -> Ticket | None:
+        for cap in self.caps.values():
+            cap.budget -= cost
+        if self._pacer is not None:
+            self._pacer.acquire(now, cost, pending=False)
+        if self.learned is not None:
+            return self.learned.acquire(now, cost, pending=False)
+        return None
+
+    # -- told by the throttle after each answer --------------------------------------
+
+    def observe(
+        self, signal: RateLimitSignal, *, sent_at: float, others_in_flight: int
+    ) -> float | None:
+        """Update from one answer. Returns an origin-wide pause deadline, if the server set one."""
+        if signal.cached:
+            return None
+        now = signal.received_at
+        for quota in signal.quotas:
+            self._observe_quota(quota, now, others_in_flight)
+        if self.learning:
+            self._learn_from_quotas(signal)
+        retry = signal.retry
+        if not signal.throttled or retry is None or retry.scope == "request":
+            if 200 <= signal.status < 400:
+                self._answered.append((sent_at, now, True))
+                self._grow_window()
+            return None
+        if sent_at < self._last_throttle:
+            return self._pause_deadline_if_origin(retry.scope)  # same event, already counted
+        self._last_throttle = now
+        self._throttles_in_row += 1
+        if retry.over_cap and retry.requested is not None:
+            self.too_long_until = max(self.too_long_until, now + retry.requested)
+            self.too_long_delay = retry.requested
+            delay = retry.requested
+        elif retry.delay is not None:
+            delay = retry.delay
+        else:
+            delay = min(self.max_wait, _FALLBACK_PAUSE * 2 ** (self._throttles_in_row - 1))
+        if self.learning and not retry.over_cap:
+            self._learn_from_throttle(now, delay)
+        self._pause(now, now + delay)
+        return self._pause_deadline_if_origin(retry.scope)
+
+    def _pause_deadline_if_origin(self, scope: str) -> float | None:
+        return self.pause_until if scope == "origin" else None
+
+    def _observe_quota(self, quota: QuotaState, now: float, others_in_flight: int) -> None:
+        if quota.remaining is None or quota.reset_at is None or quota.reset_at <= now:
+            return
+        if quota.unit != "requests" and quota.remaining > 0:
+            return  # cannot count tokens per request: only an exhausted quota binds
+        budget = quota.remaining - others_in_flight
+        key = f"{quota.dialect}:{quota.name}:{quota.partition or ''}"
+        existing = self.caps.get(key)
+        reset_at = quota.reset_at
+        if existing is not None and abs(existing.reset_at - reset_at) <= _SAME_WINDOW:
+            budget = min(budget, existing.budget)
+            reset_at = max(reset_at, existing.reset_at)
+        self.caps[key] = _Cap(budget, reset_at, reset_at + self._jitter(reset_at - now))
+
+    # -- pauses ---------------------------------------------------------------------
+
+    def _jitter(self, delay: float) -> float:
+        return self.rng.uniform(0.0, min(1.0, 0.1 * max(delay, 0.1)))
+
+    def _pause(self, now: float, until: float) -> None:
+        release = until + self._jitter(until - now)
+        if release <= self.pause_until:
+            return
+        self.pause_until = release
+        rate = self.configured_rate or self.learned_rate
+        if rate is not None:
+            # Drain the queue at the bucket's rate after the pause, never all at once.
+            self._pacer = GCRALimiter(rate, burst=1)
+            self._pacer_until = release + rate.period
+        elif self.learning:
+            self.cwnd = 1.0  # nothing known: one probe again
+        self._run_start = release
+
+    # -- learning -------------------------------------------------------------------
+
+    def _grow_window(self) -> None:
+        if self.cwnd is not None:
+            self.cwnd += 1.0 / self.cwnd  # about one more per clean round trip
+
+    def _learn_from_quotas(self, signal: RateLimitSignal) -> None:
+        for quota in signal.quotas:
+            if quota.unit != "requests" or quota.limit is None or quota.limit < 1:
+                continue
+            window = quota.window
+            if window is None and quota.reset_at is not None:
+                delta = quota.reset_at - signal.received_at
+                if quota.reset_kind == "full_refill" and quota.remaining is not None:
+                    used = quota.limit - quota.remaining
+                    window = delta * quota.limit / used if used > 0 else None
+                else:
+                    window = delta
+            if window is None or not window > 0:
+                continue
+            if quota.window is None:
+                window = max(window, _MIN_ESTIMATE)  # a reset of "0" says nothing of the window
+            self._window_estimate = max(self._window_estimate, window)
+            self._set_learned(Rate(int(quota.limit), self._window_estimate))
+            return
+
+    def _learn_from_throttle(self, now: float, delay: float) -> None:
+        successes = [sent for sent, _, ok in self._answered if ok and sent >= self._run_start]
+        if not successes:
+            return
+        window = max(self._window_estimate, now - successes[0] + delay)
+        limit = len(successes)
+        if self.learned_rate is not None:
+            limit = min(limit, max(1, math.floor(self.learned_rate.limit * _DECREASE)))
+        self._window_estimate = window
+        self._set_learned(Rate(limit, window))
+
+    def _set_learned(self, rate: Rate) -> None:
+        if rate == self.learned_rate:
+            return
+        self.learned_rate = rate
+        limiter = SlidingWindowLimiter(rate)
+        # Replay what was answered within the window, so the new state knows it.
+        horizon = max((at for _, at, _ in self._answered), default=0.0) - rate.period
+        for _, at, _ in self._answered:
+            if at > horizon and limiter.wait_time(at, 1.0) == 0:
+                limiter.acquire(at, 1.0, pending=False)
+        self.learned = limiter
+        self.cwnd = None
+
+    def is_idle(self, now: float) -> bool:
+        """Nothing the server said still binds, and nothing was learned."""
+        return (
+            self.pause_until <= now
+            and self.too_long_until <= now
+            and not any(cap.reset_at > now for cap in self.caps.values())
+            and self.learned_rate is None
+        )

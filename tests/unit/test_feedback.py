@@ -1,0 +1,185 @@
+"""The server's word on virtual time: pauses, jittered paced release, caps, learning."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+import pytest
+
+from ratelimited_client import Rate, RateLimitedClient, RetryAfterTooLongError
+
+if TYPE_CHECKING:
+    from ratelimited_client.testing import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+Reply = Callable[[int, float], httpx.Response]
+
+
+class Upstream(httpx.AsyncBaseTransport):
+    """Answers with ``reply(n, now)`` for the n-th request; records send times."""
+
+    def __init__(self, clock: FakeClock, reply: Reply) -> None:
+        self.clock = clock
+        self.reply = reply
+        self.sent: list[float] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        now = self.clock.now()
+        self.sent.append(now)
+        return self.reply(len(self.sent), now)
+
+
+def make_client(clock: FakeClock, upstream: Upstream, **options: Any) -> RateLimitedClient:
+    client = RateLimitedClient(
+        base_url="http://api.test", transport=upstream, clock=clock, **options
+    )
+    client._throttle.rng = random.Random(1)
+    return client
+
+
+async def fire(client: RateLimitedClient, clock: FakeClock, n: int) -> list[int]:
+    statuses: list[int] = []
+
+    async def one(i: int) -> None:
+        statuses.append((await client.get(f"/{i}")).status_code)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(n):
+            tg.start_soon(one, i)
+            await anyio.wait_all_tasks_blocked()
+        await clock.run_until_idle()
+    return statuses
+
+
+async def test_retry_after_pauses_the_whole_bucket_then_releases_paced(
+    fake_clock: FakeClock,
+) -> None:
+    """One 429 with Retry-After: 2 stops every queued request until t=2 (plus a little
+    jitter), then the queue drains one per interval of the rate, not all at once."""
+
+    def reply(n: int, now: float) -> httpx.Response:
+        if n == 3:
+            return httpx.Response(429, headers={"Retry-After": "2"})
+        return httpx.Response(200)
+
+    upstream = Upstream(fake_clock, reply)
+    async with make_client(fake_clock, upstream, rate=Rate(10, 1.0), max_concurrency=1) as client:
+        statuses = await fire(client, fake_clock, 8)
+    assert statuses.count(429) == 1
+    after = [t for t in upstream.sent if t > 0]
+    assert after, "requests after the pause"
+    assert min(after) >= 2.0  # nobody left before the server's time
+    assert min(after) <= 2.0 + 0.2  # jitter is at most 10 % of the pause
+    gaps = [b - a for a, b in itertools.pairwise(after)]
+    assert all(gap >= 0.1 - 1e-9 for gap in gaps)  # paced at 10/s, no stampede
+
+
+async def test_exhausted_remaining_pauses_until_reset_even_on_2xx(fake_clock: FakeClock) -> None:
+    """remaining=0 with a reset on a 200 holds the next request until the reset."""
+
+    def reply(n: int, now: float) -> httpx.Response:
+        remaining = max(0, 2 - n)
+        reset = max(0.0, 5.0 - now)
+        return httpx.Response(
+            200,
+            headers={
+                "X-RateLimit-Limit": "2",
+                "X-RateLimit-Remaining": str(remaining),
+                "X-RateLimit-Reset": f"{reset:.0f}",
+            },
+        )
+
+    upstream = Upstream(fake_clock, reply)
+    async with make_client(fake_clock, upstream, rate=Rate(100, 1.0)) as client:
+        await fire(client, fake_clock, 3)
+    assert upstream.sent[:2] == [0.0, 0.0]
+    assert 5.0 <= upstream.sent[2] <= 5.5
+
+
+async def test_remaining_caps_what_is_sent_before_reset(fake_clock: FakeClock) -> None:
+    """remaining=3 on the first answer: three more at most until the reset at t=10."""
+
+    def reply(n: int, now: float) -> httpx.Response:
+        return httpx.Response(
+            200,
+            headers={
+                "RateLimit-Limit": "100",
+                "RateLimit-Remaining": str(max(0, 4 - n)),
+                "RateLimit-Reset": f"{max(0.0, 10 - now):.0f}",
+            },
+        )
+
+    upstream = Upstream(fake_clock, reply)
+    async with make_client(fake_clock, upstream, rate=Rate(100, 1.0), max_concurrency=1) as client:
+        await fire(client, fake_clock, 6)
+    assert upstream.sent[:4] == [0.0, 0.0, 0.0, 0.0]
+    assert all(t >= 10.0 for t in upstream.sent[4:])
+
+
+async def test_wait_beyond_the_cap_fails_fast_for_every_caller(fake_clock: FakeClock) -> None:
+    """Retry-After: 3600 (cap 300 s): RetryAfterTooLongError for later callers, at once."""
+
+    def reply(n: int, now: float) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": "3600"})
+
+    upstream = Upstream(fake_clock, reply)
+    async with make_client(fake_clock, upstream, rate=Rate(10, 1.0)) as client:
+        first = await client.get("/a")
+        assert first.status_code == 429
+        with pytest.raises(RetryAfterTooLongError) as info:
+            await client.get("/b")
+        assert info.value.retry_after == pytest.approx(3600)
+        assert info.value.limit == 300
+        await fake_clock.advance(3601)
+        assert (await client.get("/c")).status_code == 429
+    assert len(upstream.sent) == 2
+
+
+async def test_learns_the_limit_from_headers_on_first_contact(fake_clock: FakeClock) -> None:
+    """No rate configured: one probe, then the limit the headers state, with no 429s."""
+    window: list[float] = []
+
+    def reply(n: int, now: float) -> httpx.Response:
+        window[:] = [t for t in window if now - t < 1.0]
+        if len(window) >= 5:
+            return httpx.Response(429, headers={"Retry-After": "1"})
+        window.append(now)
+        return httpx.Response(
+            200,
+            headers={
+                "RateLimit-Policy": '"default";q=5;w=1',
+                "RateLimit": f'"default";r={5 - len(window)};t=1',
+            },
+        )
+
+    upstream = Upstream(fake_clock, reply)
+    async with make_client(fake_clock, upstream) as client:
+        statuses = await fire(client, fake_clock, 20)
+        learned = client.statistics().buckets["http://api.test:80"].learned_rate
+    assert statuses == [200] * 20
+    assert learned == Rate(5, 1.0)
+
+
+async def test_learns_from_429s_when_the_server_says_nothing_else(fake_clock: FakeClock) -> None:
+    """A server that speaks only through 429: a handful at first contact, then none."""
+    window: list[float] = []
+
+    def reply(n: int, now: float) -> httpx.Response:
+        window[:] = [t for t in window if now - t < 1.0]
+        if len(window) >= 5:
+            return httpx.Response(429, headers={"Retry-After": "1"})
+        window.append(now)
+        return httpx.Response(200)
+
+    upstream = Upstream(fake_clock, reply)
+    async with make_client(fake_clock, upstream) as client:
+        statuses = await fire(client, fake_clock, 40)
+    rejected = [i for i, s in enumerate(statuses) if s == 429]
+    assert len(rejected) <= 3
+    assert statuses[-25:] == [200] * 25
