@@ -84,6 +84,7 @@ class ServerFeedback:
         self.learned: Limiter | None = None
         self.learned_rate: Rate | None = None
         self._window_estimate = 0.0
+        self._refill_estimate: float | None = None
         self.cwnd: float | None = 1.0 if learning else None
         self._pacer: GCRALimiter | None = None
         self._pacer_until = -math.inf
@@ -197,27 +198,39 @@ class ServerFeedback:
 
     def _grow_window(self) -> None:
         if self.cwnd is not None:
-            self.cwnd += 1.0 / self.cwnd  # about one more per clean round trip
+            self.cwnd += 0.5 / self.cwnd  # one more per two clean round trips
 
     def _learn_from_quotas(self, signal: RateLimitSignal) -> None:
         for quota in signal.quotas:
             if quota.unit != "requests" or quota.limit is None or quota.limit < 1:
                 continue
-            window = quota.window
-            if window is None and quota.reset_at is not None:
-                delta = quota.reset_at - signal.received_at
-                if quota.reset_kind == "full_refill" and quota.remaining is not None:
-                    used = quota.limit - quota.remaining
-                    window = delta * quota.limit / used if used > 0 else None
-                else:
-                    window = delta
-            if window is None or not window > 0:
+            window = quota.window or self._estimate_window(quota, signal.received_at)
+            if window is None:
                 continue
-            if quota.window is None:
-                window = max(window, _MIN_ESTIMATE)  # a reset of "0" says nothing of the window
-            self._window_estimate = max(self._window_estimate, window)
-            self._set_learned(Rate(int(quota.limit), self._window_estimate))
+            self._set_learned(Rate(int(quota.limit), window))
             return
+
+    def _estimate_window(self, quota: QuotaState, received_at: float) -> float | None:
+        """A window no shorter than the server's, from the resets seen so far.
+
+        A window-end reset is at most one window away, so the longest seen is
+        the estimate. A full-refill reset (token buckets) after ``used`` units is
+        ``used / limit`` of a window, rounded up by the server's clock: every
+        reading overestimates, so the shortest is the estimate.
+        """
+        if quota.reset_at is None or quota.limit is None:
+            return None
+        delta = quota.reset_at - received_at
+        if quota.reset_kind == "full_refill":
+            used = quota.limit - (quota.remaining if quota.remaining is not None else 0)
+            if used <= 0 or delta <= 0:
+                return self._refill_estimate
+            candidate = delta * quota.limit / used
+            if self._refill_estimate is None or candidate < self._refill_estimate:
+                self._refill_estimate = candidate
+            return self._refill_estimate
+        self._window_estimate = max(self._window_estimate, delta, _MIN_ESTIMATE)
+        return self._window_estimate
 
     def _learn_from_throttle(self, now: float, delay: float) -> None:
         successes = [sent for sent, _, ok in self._answered if ok and sent >= self._run_start]

@@ -209,8 +209,10 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
             response = await self._transport.handle_async_request(request)
             received_at = self._throttle.clock.now()
             wall_now = time.time()
-            permit.settle()
+            # Read a small error body *before* settling: settling lets the next request
+            # go, and it must not go before this answer's pause is known.
             body = await _small_json_body(response)
+            permit.settle()
         except BaseException:
             permit.release()
             raise
