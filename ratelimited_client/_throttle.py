@@ -33,6 +33,7 @@ flight when its period would end keeps its slot.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -141,6 +142,7 @@ class _Bucket:
         "admitted",
         "feedback",
         "head_scope",
+        "holds",
         "key",
         "limiter",
         "live",
@@ -156,6 +158,7 @@ class _Bucket:
         self.live = 0  # waiters not cancelled (the head included)
         self.head_scope: anyio.CancelScope | None = None
         self.outstanding = 0  # permits admitted and not yet settled
+        self.holds = 0  # answers being read whose signal is not known yet
         self.admitted = 0
 
     def kick(self) -> None:
@@ -211,7 +214,7 @@ class ThrottleStatistics:
 class Permit:
     """Private. An admitted request's hold on its quota slots and concurrency slot."""
 
-    __slots__ = ("_bucket", "_released", "_settled", "_throttle", "_tickets", "sent_at")
+    __slots__ = ("_bucket", "_holding", "_released", "_settled", "_throttle", "_tickets", "sent_at")
 
     def __init__(
         self,
@@ -225,6 +228,7 @@ class Permit:
         self._tickets = tickets
         self._settled = False
         self._released = False
+        self._holding = False
         self.sent_at = sent_at
 
     @property
@@ -237,14 +241,28 @@ class Permit:
             self._settled = True
             self._throttle._settle(self._bucket, self._tickets)
 
+    def hold(self) -> None:
+        """Hold the whole bucket until ``observe``: the answer is still being read."""
+        if not self._holding:
+            self._holding = True
+            self._bucket.holds += 1
+
+    def _unhold(self) -> None:
+        if self._holding:
+            self._holding = False
+            self._bucket.holds -= 1
+            self._bucket.kick()
+
     def observe(self, signal: RateLimitSignal, origin: str | None) -> None:
         """Feed what the server said in this response to the bucket (settles first)."""
         self.settle()
         self._throttle._observe(self._bucket, signal, self.sent_at, origin)
+        self._unhold()
 
     def release(self) -> None:
         """The response is closed: free the concurrency slot (settling first if needed)."""
         self.settle()
+        self._unhold()
         if not self._released:
             self._released = True
             self._throttle._release()
@@ -323,6 +341,8 @@ class Throttle:
 
     def _wait_time(self, bucket: _Bucket, now: float, cost: float, origin: str | None) -> float:
         """Seconds until ``cost`` may go on ``bucket`` (``math.inf``: until an answer)."""
+        if bucket.holds:
+            return math.inf  # an answer that may pause the bucket is still being read
         wait = bucket.limiter.wait_time(now, cost) if bucket.limiter is not None else 0.0
         wait = max(wait, bucket.feedback.wait_time(now, cost, bucket.outstanding))
         if origin is not None and self._origin_pauses:

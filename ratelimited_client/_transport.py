@@ -34,20 +34,19 @@ logger = logging.getLogger("ratelimited_client")
 _MAX_SIGNAL_BODY = 64 * 1024
 
 
-async def _small_json_body(response: httpx.Response) -> object:
-    """The decoded JSON body of a small error response (it may name a wait), else ``None``.
+def _wants_body(response: httpx.Response) -> bool:
+    """A small JSON error response: its body may name a wait (Discord, OpenAI ...).
 
     Only for status >= 400, a JSON content type and a declared length up to
     64 KiB: success bodies and streams are never touched.
     """
     if response.status_code < 400 or "json" not in response.headers.get("content-type", ""):
-        return None
-    try:
-        length = int(response.headers.get("content-length", ""))
-    except ValueError:
-        return None
-    if not 0 < length <= _MAX_SIGNAL_BODY:
-        return None
+        return False
+    length = response.headers.get("content-length", "")
+    return length.isdigit() and 0 < int(length) <= _MAX_SIGNAL_BODY
+
+
+async def _read_json(response: httpx.Response) -> object:
     await response.aread()
     try:
         return json.loads(response.content)
@@ -209,9 +208,12 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
             response = await self._transport.handle_async_request(request)
             received_at = self._throttle.clock.now()
             wall_now = time.time()
-            # Read a small error body *before* settling: settling lets the next request
-            # go, and it must not go before this answer's pause is known.
-            body = await _small_json_body(response)
+            if _wants_body(response):
+                # The answer may pause the bucket: nobody leaves until it is read.
+                permit.hold()
+                body = await _read_json(response)
+            else:
+                body = None
             permit.settle()
         except BaseException:
             permit.release()

@@ -100,3 +100,30 @@ async def test_unknown_limit_is_learned_from_each_dialect(
             assert early == [], f"{len(early)} sent within Retry-After {retry_after}"
     learned = transport.statistics().buckets
     assert any(b.learned_rate is not None for b in learned.values())
+
+
+@pytest.mark.parametrize("skew", [-600.0, 600.0], ids=["server-10min-behind", "server-10min-ahead"])
+async def test_server_clock_skew_does_not_matter(
+    mock_api_server: MockAPIServerFactory, skew: float
+) -> None:
+    """The server's clock 10 minutes off ours, epoch resets (GitHub): still no 429,
+    and the run is paced by the quota, not by the skew (no 10-minute stalls)."""
+    server = mock_api_server(limit=20, window=1.0, dialect="github", clock_skew=skew)
+    transport = RateLimitedTransport()
+    statuses: list[int] = []
+    todo = iter(range(80))
+
+    async def worker() -> None:
+        for i in todo:
+            statuses.append((await client.get(f"/items/{i}")).status_code)
+
+    started = time.monotonic()
+    async with httpx.AsyncClient(base_url=server.url, transport=transport) as client:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for _ in range(40):
+                    tg.start_soon(worker)
+    elapsed = time.monotonic() - started
+    assert statuses == [200] * 80
+    assert server.stats().max_received_in_window <= 20
+    assert 3.0 <= elapsed <= 12.0  # 3 s is the least the quota allows

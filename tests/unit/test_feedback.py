@@ -183,3 +183,55 @@ async def test_learns_from_429s_when_the_server_says_nothing_else(fake_clock: Fa
     rejected = [i for i, s in enumerate(statuses) if s == 429]
     assert len(rejected) <= 3
     assert statuses[-25:] == [200] * 25
+
+
+async def test_origin_wide_pause_holds_every_bucket_of_that_origin(fake_clock: FakeClock) -> None:
+    """A 503 with Retry-After (maintenance) pauses all buckets on that host, not others."""
+
+    def reply(n: int, now: float) -> httpx.Response:
+        if n == 1:
+            return httpx.Response(503, headers={"Retry-After": "10"})
+        return httpx.Response(200)
+
+    upstream = Upstream(fake_clock, reply)
+    async with make_client(
+        fake_clock, upstream, rate=Rate(100, 1.0), key=lambda r: r.url.path
+    ) as client:
+        assert (await client.get("/a")).status_code == 503
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.get, "/b")  # another bucket, same origin: waits
+            tg.start_soon(client.get, "http://elsewhere.test/c")  # another origin: goes
+            await anyio.wait_all_tasks_blocked()
+            assert upstream.sent == [0.0, 0.0]
+            await fake_clock.run_until_idle()
+    assert 10.0 <= upstream.sent[2] <= 11.0
+
+
+async def test_request_scoped_429_does_not_pause_the_bucket(fake_clock: FakeClock) -> None:
+    """Stripe's lock_timeout 429 concerns one object: the next request goes at once."""
+
+    def reply(n: int, now: float) -> httpx.Response:
+        if n == 1:
+            return httpx.Response(429, json={"error": {"code": "lock_timeout"}})
+        return httpx.Response(200)
+
+    upstream = Upstream(fake_clock, reply)
+    async with make_client(fake_clock, upstream, rate=Rate(100, 1.0)) as client:
+        assert (await client.get("/a")).status_code == 429
+        assert (await client.get("/b")).status_code == 200
+    assert upstream.sent == [0.0, 0.0]
+    assert client.statistics().buckets["http://api.test:80"].paused_for == 0
+
+
+async def test_cached_answers_are_ignored(fake_clock: FakeClock) -> None:
+    """remaining=0 on a response with Age > 0 does not pause anything."""
+
+    def reply(n: int, now: float) -> httpx.Response:
+        headers = {"Age": "30", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "60"}
+        return httpx.Response(200, headers=headers)
+
+    upstream = Upstream(fake_clock, reply)
+    async with make_client(fake_clock, upstream, rate=Rate(100, 1.0)) as client:
+        await client.get("/a")
+        await client.get("/b")
+    assert upstream.sent == [0.0, 0.0]
