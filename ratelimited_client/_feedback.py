@@ -13,8 +13,9 @@ asks ``wait_time`` and calls ``on_admit`` / ``observe``; nothing here sleeps.
   reset, read from every response. Requests still in flight when the count
   was taken are subtracted too (the server may count them after), so the cap
   errs low. A quota in other units (tokens) only pauses when exhausted.
-* **Learning** (no ``rate`` configured): a quota's ``limit`` plus its window
-  (stated, or estimated from the reset) becomes a strict sliding window; a
+* **Learning** (no ``rate`` configured): each quota's ``limit`` plus its window
+  (stated, or estimated from the reset) becomes a strict sliding window, all
+  of which must hold (a per-second and a daily quota alike); a
   server that speaks only through 429s is learned from them: the successes
   since the run began, over the time they took plus the server's wait. Every
   later 429 cuts the learned limit by a fifth. Until anything is known, first
@@ -28,8 +29,8 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING, Final
 
-from ._limiters import GCRALimiter, SlidingWindowLimiter
-from ._rate import Rate
+from ._limiters import GCRALimiter, build_limiter
+from ._rate import Rate, SlidingWindow
 
 if TYPE_CHECKING:
     import random
@@ -47,6 +48,15 @@ _SAME_WINDOW: Final = 1.0
 _HISTORY: Final = 10_000
 # An estimated (not stated) window is taken as at least this long.
 _MIN_ESTIMATE: Final = 1.0
+# A full-refill estimate is taken as at least this long (a reset of "0s" says little).
+_MIN_REFILL: Final = 0.01
+# A window-end reading falls short of the window by the server's processing time and
+# its rounding: 1 % slack.
+_WINDOW_MARGIN: Final = 1.01
+# The shortest full-refill reading may have been rounded down by the server: 2 % slack.
+_REFILL_MARGIN: Final = 1.02
+# The learned rate's key when it comes from 429s alone.
+_FROM_429: Final = "429"
 # Each further 429 under a learned limit keeps this share of it.
 _DECREASE: Final = 0.8
 
@@ -83,8 +93,8 @@ class ServerFeedback:
         self.caps: dict[str, _Cap] = {}
         self.learned: Limiter | None = None
         self.learned_rate: Rate | None = None
-        self._window_estimate = 0.0
-        self._refill_estimate: float | None = None
+        self._learned_rates: dict[str, Rate] = {}
+        self._windows: dict[str, float] = {}
         self.cwnd: float | None = 1.0 if learning else None
         self._pacer: GCRALimiter | None = None
         self._pacer_until = -math.inf
@@ -131,14 +141,19 @@ class ServerFeedback:
         if signal.cached:
             return None
         now = signal.received_at
+        retry = signal.retry
+        bucket_throttled = signal.throttled and retry is not None and retry.scope != "request"
+        clean = not bucket_throttled and 200 <= signal.status < 400
+        if clean:
+            # Before learning, so a limiter rebuilt from this answer counts it too.
+            self._answered.append((sent_at, now, True))
+            self._throttles_in_row = 0
         for quota in signal.quotas:
             self._observe_quota(quota, now, others_in_flight)
         if self.learning:
             self._learn_from_quotas(signal)
-        retry = signal.retry
-        if not signal.throttled or retry is None or retry.scope == "request":
-            if 200 <= signal.status < 400:
-                self._answered.append((sent_at, now, True))
+        if not bucket_throttled or retry is None:
+            if clean:
                 self._grow_window()
             return None
         if sent_at < self._last_throttle:
@@ -201,55 +216,67 @@ class ServerFeedback:
             self.cwnd += 0.5 / self.cwnd  # one more per two clean round trips
 
     def _learn_from_quotas(self, signal: RateLimitSignal) -> None:
+        """Every request quota with a limit and a window becomes a learned rate; all hold."""
+        changed = False
         for quota in signal.quotas:
             if quota.unit != "requests" or quota.limit is None or quota.limit < 1:
                 continue
-            window = quota.window or self._estimate_window(quota, signal.received_at)
+            name = f"{quota.dialect}:{quota.name}:{quota.partition or ''}"
+            window = quota.window or self._estimate_window(name, quota, signal.received_at)
             if window is None:
                 continue
-            self._set_learned(Rate(int(quota.limit), window))
-            return
+            rate = Rate(int(quota.limit), window)
+            if self._learned_rates.get(name) != rate:
+                self._learned_rates[name] = rate
+                changed = True
+        if changed:
+            self._rebuild()
 
-    def _estimate_window(self, quota: QuotaState, received_at: float) -> float | None:
+    def _estimate_window(self, name: str, quota: QuotaState, received_at: float) -> float | None:
         """A window no shorter than the server's, from the resets seen so far.
 
-        A window-end reset is at most one window away, so the longest seen is
-        the estimate. A full-refill reset (token buckets) after ``used`` units is
+        A window-end reset is at most one window away, so the longest seen
+        (plus 1 % for the server's processing time and rounding) is the estimate. A full-refill reset (token buckets) after ``used`` units is
         ``used / limit`` of a window, rounded up by the server's clock: every
-        reading overestimates, so the shortest is the estimate.
+        reading but a rounded-down one overestimates, so the shortest, plus 2 %
+        for rounding, is the estimate.
         """
         if quota.reset_at is None or quota.limit is None:
             return None
         delta = quota.reset_at - received_at
+        known = self._windows.get(name)
         if quota.reset_kind == "full_refill":
             used = quota.limit - (quota.remaining if quota.remaining is not None else 0)
             if used <= 0 or delta <= 0:
-                return self._refill_estimate
-            candidate = delta * quota.limit / used
-            if self._refill_estimate is None or candidate < self._refill_estimate:
-                self._refill_estimate = candidate
-            return self._refill_estimate
-        self._window_estimate = max(self._window_estimate, delta, _MIN_ESTIMATE)
-        return self._window_estimate
+                return known
+            candidate = max(delta * quota.limit / used * _REFILL_MARGIN, _MIN_REFILL)
+            estimate = candidate if known is None else min(known, candidate)
+        else:
+            estimate = max(known or 0.0, delta * _WINDOW_MARGIN, _MIN_ESTIMATE)
+        self._windows[name] = estimate
+        return estimate
 
     def _learn_from_throttle(self, now: float, delay: float) -> None:
         successes = [sent for sent, _, ok in self._answered if ok and sent >= self._run_start]
         if not successes:
             return
-        window = max(self._window_estimate, now - successes[0] + delay)
+        previous = self._learned_rates.get(_FROM_429)
+        window = now - successes[0] + delay
         limit = len(successes)
-        if self.learned_rate is not None:
-            limit = min(limit, max(1, math.floor(self.learned_rate.limit * _DECREASE)))
-        self._window_estimate = window
-        self._set_learned(Rate(limit, window))
+        if previous is not None:
+            window = max(window, previous.period)
+            limit = min(limit, max(1, math.floor(previous.limit * _DECREASE)))
+        self._learned_rates[_FROM_429] = Rate(limit, window)
+        self._rebuild()
 
-    def _set_learned(self, rate: Rate) -> None:
-        if rate == self.learned_rate:
-            return
-        self.learned_rate = rate
-        limiter = SlidingWindowLimiter(rate)
-        # Replay what was answered within the window, so the new state knows it.
-        horizon = max((at for _, at, _ in self._answered), default=0.0) - rate.period
+    def _rebuild(self) -> None:
+        """A fresh learned limiter for the current rates, replaying recent answers."""
+        rates = list(self._learned_rates.values())
+        self.learned_rate = min(rates, key=lambda r: r.per_second)
+        limiter = build_limiter([SlidingWindow(rate) for rate in rates])
+        assert limiter is not None  # noqa: S101 - at least one rate
+        longest = max(rate.period for rate in rates)
+        horizon = max((at for _, at, _ in self._answered), default=0.0) - longest
         for _, at, _ in self._answered:
             if at > horizon and limiter.wait_time(at, 1.0) == 0:
                 limiter.acquire(at, 1.0, pending=False)

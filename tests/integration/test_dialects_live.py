@@ -15,24 +15,14 @@ import httpx
 import pytest
 
 from ratelimited_client import RateLimitedTransport
+from ratelimited_client.testing._dialects import DIALECTS as MOCK_DIALECTS
 
 if TYPE_CHECKING:
     from ratelimited_client.testing.pytest_plugin import MockAPIServerFactory
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-DIALECTS = [
-    "retry-after",
-    "ietf",
-    "ietf-07",
-    "ietf-trio",
-    "x-ratelimit",
-    "github",
-    "openai",
-    "anthropic",
-    "discord",
-    "gitlab",
-]
+DIALECTS = list(MOCK_DIALECTS)
 # Header dialects report the quota on every answer: the floor is zero 429s.
 # A server that speaks only through 429s costs the ones in flight when it first does.
 MAX_429 = {"retry-after": 8}

@@ -235,3 +235,31 @@ async def test_cached_answers_are_ignored(fake_clock: FakeClock) -> None:
         await client.get("/a")
         await client.get("/b")
     assert upstream.sent == [0.0, 0.0]
+
+
+async def test_every_learned_quota_holds_and_the_strictest_is_reported(
+    fake_clock: FakeClock,
+) -> None:
+    """A per-second and a daily quota (X's 24-hour cap): both are learned; the daily binds."""
+
+    def reply(n: int, now: float) -> httpx.Response:
+        return httpx.Response(
+            200,
+            headers={
+                "RateLimit-Policy": '"default";q=5;w=1',
+                "RateLimit": f'"default";r={4 - (n - 1) % 5};t=1',
+                "x-app-limit-24hour-limit": "8",
+            },
+        )
+
+    upstream = Upstream(fake_clock, reply)
+    async with make_client(fake_clock, upstream, max_queued=100) as client:
+        async with anyio.create_task_group() as tg:
+            for i in range(10):
+                tg.start_soon(client.get, f"/{i}")
+                await anyio.wait_all_tasks_blocked()
+            await fake_clock.advance(30.0)
+            assert len(upstream.sent) == 8  # the daily quota holds the last two
+            tg.cancel_scope.cancel()
+        bucket = client.statistics().buckets["http://api.test:80"]
+    assert bucket.learned_rate == Rate(8, 86400.0)

@@ -7,22 +7,12 @@ import pytest
 
 from ratelimited_client import parse_signal
 from ratelimited_client.testing import MockAPI, MockAPIConfig
-from ratelimited_client.testing._dialects import go_duration
+from ratelimited_client.testing._dialects import DIALECTS, go_duration
 
 pytestmark = pytest.mark.anyio
 
 WALL = 1_800_000_000.0  # the server's wall clock at t = 0 (whole second: Date is exact)
-HEADER_DIALECTS = [
-    "ietf",
-    "ietf-07",
-    "ietf-trio",
-    "x-ratelimit",
-    "github",
-    "openai",
-    "anthropic",
-    "discord",
-    "gitlab",
-]
+HEADER_DIALECTS = [name for name in DIALECTS if name != "retry-after"]
 
 
 class Clock:
