@@ -236,10 +236,11 @@ class ServerFeedback:
         """A window no shorter than the server's, from the resets seen so far.
 
         A window-end reset is at most one window away, so the longest seen
-        (plus 1 % for the server's processing time and rounding) is the estimate. A full-refill reset (token buckets) after ``used`` units is
-        ``used / limit`` of a window, rounded up by the server's clock: every
-        reading but a rounded-down one overestimates, so the shortest, plus 2 %
-        for rounding, is the estimate.
+        (plus 1 % for the server's processing time and rounding) is the
+        estimate. A full-refill reset (token buckets) after ``used`` units is
+        ``used / limit`` of a window, anchored late at our receipt: every
+        reading but a rounded-down one overestimates, so the shortest, plus
+        2 % for rounding, is the estimate.
         """
         if quota.reset_at is None or quota.limit is None:
             return None
