@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._client import RateLimitedClient as RateLimitedClient
 from ._errors import ConfigurationError as ConfigurationError
+from ._errors import DeadlineExceededError as DeadlineExceededError
 from ._errors import QueueFullError as QueueFullError
 from ._errors import RateLimitedClientError as RateLimitedClientError
 from ._errors import RetryAfterTooLongError as RetryAfterTooLongError
@@ -16,6 +17,9 @@ from ._options import KEY_EXTENSION as KEY_EXTENSION
 from ._rate import Rate as Rate
 from ._rate import SlidingWindow as SlidingWindow
 from ._rate import TokenBucket as TokenBucket
+from ._retry import IDEMPOTENT_METHODS as IDEMPOTENT_METHODS
+from ._retry import RetryEvent as RetryEvent
+from ._retry import RetryPolicy as RetryPolicy
 from ._signals import DEFAULT_DIALECTS as DEFAULT_DIALECTS
 from ._signals import Dialect as Dialect
 from ._signals import QuotaState as QuotaState
@@ -33,9 +37,11 @@ from ._types import RateTypes as RateTypes
 __all__ = [
     "COST_EXTENSION",
     "DEFAULT_DIALECTS",
+    "IDEMPOTENT_METHODS",
     "KEY_EXTENSION",
     "BucketStatistics",
     "ConfigurationError",
+    "DeadlineExceededError",
     "Dialect",
     "KeyFunc",
     "QueueFullError",
@@ -48,6 +54,8 @@ __all__ = [
     "RateTypes",
     "RetryAfterTooLongError",
     "RetryDirective",
+    "RetryEvent",
+    "RetryPolicy",
     "SignalContext",
     "SlidingWindow",
     "ThrottleStatistics",

@@ -10,7 +10,14 @@ import typing
 
 import httpx
 
-from ._options import build_throttle, check_dialects, check_key
+from ._options import (
+    DEFAULT_RETRY,
+    build_throttle,
+    check_dialects,
+    check_key,
+    check_retry,
+    new_budget,
+)
 from ._transport import RateLimitedTransport
 
 if typing.TYPE_CHECKING:
@@ -29,6 +36,7 @@ if typing.TYPE_CHECKING:
     )
 
     from ._clock import Clock
+    from ._retry import RetryPolicy
     from ._signals import Dialect
     from ._throttle import Throttle, ThrottleStatistics
     from ._types import KeyFunc, RateTypes
@@ -78,6 +86,7 @@ class RateLimitedClient(httpx.AsyncClient):
         max_queued: int | None = None,
         key: KeyFunc | None = None,
         latency_proof: bool = False,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
         learn: bool = True,
         dialects: Sequence[Dialect] | None = None,
         clock: Clock | None = None,
@@ -110,9 +119,11 @@ class RateLimitedClient(httpx.AsyncClient):
             max_queued=max_queued,
             latency_proof=latency_proof,
             learn=learn,
+            max_wait=check_retry(retry),
             clock=clock,
         )
         key = check_key(key)
+        budget = new_budget(retry)
         parsers = check_dialects(dialects if dialects is not None else self.default_dialects)
         super().__init__(
             auth=auth,
@@ -139,12 +150,14 @@ class RateLimitedClient(httpx.AsyncClient):
         # httpx keeps the default transport and the mounted ones (explicit mounts
         # and proxies from the environment) in these two attributes; wrapping
         # them all with one throttle keeps a single quota per client.
-        self._transport = RateLimitedTransport._sharing(self._transport, throttle, key, parsers)
+        self._transport = RateLimitedTransport._sharing(
+            self._transport, throttle, key, parsers, retry, budget
+        )
         self._mounts = {
             pattern: (
                 None
                 if inner is None
-                else RateLimitedTransport._sharing(inner, throttle, key, parsers)
+                else RateLimitedTransport._sharing(inner, throttle, key, parsers, retry, budget)
             )
             for pattern, inner in self._mounts.items()
         }

@@ -28,6 +28,10 @@ class Clock(Protocol):
         """Return at or after ``deadline`` (``math.inf`` waits until cancelled)."""
         ...
 
+    def cancel_scope(self, deadline: float) -> anyio.CancelScope:
+        """A cancel scope that is cancelled when this clock reaches ``deadline``."""
+        ...
+
 
 class MonotonicClock:
     """Private. ``time.monotonic`` and the running event loop's sleep (asyncio or trio)."""
@@ -43,6 +47,10 @@ class MonotonicClock:
             return
         # anyio.sleep(0) is still a checkpoint, so a cancelled waiter notices.
         await anyio.sleep(max(0.0, deadline - time.monotonic()))
+
+    def cancel_scope(self, deadline: float) -> anyio.CancelScope:
+        # Translate to the running loop's own clock (trio's has another origin).
+        return anyio.CancelScope(deadline=anyio.current_time() + (deadline - time.monotonic()))
 
     def __repr__(self) -> str:
         return "MonotonicClock()"

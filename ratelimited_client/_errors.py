@@ -5,7 +5,8 @@ The hierarchy::
     RateLimitedClientError
     ├── ConfigurationError      (also a ValueError) invalid option, raised at construction
     ├── QueueFullError          too many requests already waiting (``max_queued``)
-    └── RetryAfterTooLongError  the server asked for a wait longer than allowed
+    ├── RetryAfterTooLongError  the server asked for a wait longer than allowed
+    └── DeadlineExceededError   the call's deadline passed, or could not be met
 
 Network and protocol errors are httpx's own (``httpx.ConnectError`` and so on)
 and pass through unchanged.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "DeadlineExceededError",
     "QueueFullError",
     "RateLimitedClientError",
     "RetryAfterTooLongError",
@@ -66,3 +68,15 @@ class RetryAfterTooLongError(RateLimitedClientError):
             f"the server asked to wait {retry_after:.1f} s{where}, longer than the "
             f"{limit:g} s allowed; not waiting"
         )
+
+
+class DeadlineExceededError(RateLimitedClientError, TimeoutError):
+    """The call's deadline (``RetryPolicy.deadline``) passed, or a wait could not end
+    before it. It covers queueing in the throttle, every attempt and every backoff.
+    Also a :class:`TimeoutError`. ``deadline`` is the budget in seconds.
+    """
+
+    def __init__(self, *, deadline: float, reason: str) -> None:
+        self.deadline = deadline
+        self.reason = reason
+        super().__init__(f"deadline of {deadline:g} s: {reason}")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ._clock import MONOTONIC, Clock
 from ._errors import ConfigurationError
 from ._rate import normalize_rates
+from ._retry import RetryBudget, RetryPolicy
 from ._signals import DEFAULT_DIALECTS
-from ._throttle import Throttle
+from ._throttle import DEFAULT_MAX_WAIT, Throttle
 
 if TYPE_CHECKING:
     from ._signals import Dialect
@@ -18,10 +19,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COST_EXTENSION",
+    "DEFAULT_RETRY",
     "KEY_EXTENSION",
     "build_throttle",
     "check_dialects",
     "check_key",
+    "check_retry",
+    "new_budget",
     "request_cost",
 ]
 
@@ -48,6 +52,7 @@ def build_throttle(
     latency_proof: bool,
     learn: bool,
     clock: Clock | None,
+    max_wait: float = DEFAULT_MAX_WAIT,
 ) -> Throttle:
     """Validate the options (naming the bad one) and build the throttle."""
     for name, flag in (("latency_proof", latency_proof), ("learn", learn)):
@@ -61,8 +66,27 @@ def build_throttle(
         max_queued=_optional_int("max_queued", max_queued, minimum=0),
         latency_proof=latency_proof,
         learn=learn,
+        max_wait=max_wait,
         clock=clock or MONOTONIC,
     )
+
+
+#: The policy used when ``retry`` is not passed.
+DEFAULT_RETRY: Final = RetryPolicy()
+
+
+def check_retry(retry: RetryPolicy | None) -> float:
+    """Validate the ``retry`` option; returns the longest server wait it honours."""
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigurationError(f"retry must be a RetryPolicy or None, got {retry!r}")
+    return retry.max_retry_after if retry is not None else DEFAULT_MAX_WAIT
+
+
+def new_budget(retry: RetryPolicy | None) -> RetryBudget | None:
+    """A fresh retry budget for one client (shared by all its transports)."""
+    if retry is None or retry.attempts == 1:
+        return None
+    return RetryBudget(retry.budget, retry.budget_floor, retry.budget_window)
 
 
 def check_key(key: KeyFunc | None) -> KeyFunc | None:

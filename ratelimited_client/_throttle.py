@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Final
 import anyio
 
 from ._clock import MONOTONIC
-from ._errors import QueueFullError, RetryAfterTooLongError
+from ._errors import DeadlineExceededError, QueueFullError, RetryAfterTooLongError
 from ._feedback import ServerFeedback
 from ._limiters import build_limiter
 
@@ -307,15 +307,22 @@ class Throttle:
     # -- the way in ---------------------------------------------------------------
 
     async def acquire(
-        self, key: Hashable, cost: float = 1.0, *, origin: str | None = None
+        self,
+        key: Hashable,
+        cost: float = 1.0,
+        *,
+        origin: str | None = None,
+        deadline: float | None = None,
     ) -> Permit:
         """Wait until a request of ``cost`` on bucket ``key`` may be sent; never over quota.
 
         ``origin`` (``scheme://host:port``) makes origin-wide server pauses apply.
+        With a ``deadline`` (on this clock), a wait known to end after it fails at once.
 
         Raises:
             QueueFullError: ``max_queued`` requests already wait (nothing was queued).
             RetryAfterTooLongError: the server paused this bucket for longer than allowed.
+            DeadlineExceededError: the wait for a slot would end after ``deadline``.
             ValueError: ``cost`` can never fit the bucket's quota.
         """
         bucket = self._bucket(key)
@@ -335,7 +342,7 @@ class Throttle:
             raise QueueFullError(max_queued=self.max_queued, queued=self._queued)
         self._queued += 1
         try:
-            return await self._wait_in_line(bucket, cost, origin)
+            return await self._wait_in_line(bucket, cost, origin, deadline)
         finally:
             self._queued -= 1
 
@@ -379,7 +386,9 @@ class Throttle:
         self._in_flight += 1
         return Permit(self, bucket, tickets, now)
 
-    async def _wait_in_line(self, bucket: _Bucket, cost: float, origin: str | None) -> Permit:
+    async def _wait_in_line(
+        self, bucket: _Bucket, cost: float, origin: str | None, deadline: float | None
+    ) -> Permit:
         waiter = _Waiter()
         bucket.waiters.append(waiter)
         bucket.live += 1
@@ -397,12 +406,14 @@ class Throttle:
                     bucket.live -= 1
                 raise
         try:
-            return await self._serve_head(bucket, cost, origin)
+            return await self._serve_head(bucket, cost, origin, deadline)
         except BaseException:
             self._next_head(bucket)
             raise
 
-    async def _serve_head(self, bucket: _Bucket, cost: float, origin: str | None) -> Permit:
+    async def _serve_head(
+        self, bucket: _Bucket, cost: float, origin: str | None, deadline: float | None
+    ) -> Permit:
         semaphore = self._semaphore
         holding = False
         try:
@@ -411,6 +422,11 @@ class Throttle:
                 self._check_too_long(bucket, now)
                 wait = self._wait_time(bucket, now, cost, origin)
                 if wait > 0:
+                    if deadline is not None and math.isfinite(wait) and now + wait > deadline:
+                        raise DeadlineExceededError(
+                            deadline=deadline - now,
+                            reason=f"the throttle's next slot is {wait:.3f} s away",
+                        )
                     if holding:
                         assert semaphore is not None  # noqa: S101
                         semaphore.release()  # never hold concurrency while sleeping

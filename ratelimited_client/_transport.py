@@ -9,16 +9,36 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from typing import TYPE_CHECKING
 
 import httpx
+import tenacity
 
-from ._errors import ConfigurationError
-from ._options import KEY_EXTENSION, build_throttle, check_dialects, check_key, request_cost
+from ._errors import ConfigurationError, DeadlineExceededError, RetryAfterTooLongError
+from ._options import (
+    DEFAULT_RETRY,
+    KEY_EXTENSION,
+    build_throttle,
+    check_dialects,
+    check_key,
+    check_retry,
+    new_budget,
+    request_cost,
+)
+from ._retry import (
+    IDEMPOTENT_METHODS,
+    RetryBudget,
+    RetryDecision,
+    RetryEvent,
+    RetryPolicy,
+    decide,
+    replayable,
+)
 from ._signals import RateLimitSignal, parse_signal
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Hashable, Sequence
+    from collections.abc import AsyncIterator, Callable, Hashable, Sequence
     from types import TracebackType
 
     from ._clock import Clock
@@ -113,6 +133,9 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
             has arrived, and only then start its period, so the server never
             sees more than the quota however the network delays requests.
             Costs one round trip per period of throughput.
+        retry: the :class:`RetryPolicy`; ``None`` never retries. The default
+            retries 408/429/502/503/504 and network errors up to 4 attempts
+            with full-jitter backoff, within a 20 % retry budget.
         learn: with no ``rate``, learn the quota from the server's signals: one
             probe first, then a slow start, then the limit the headers (or the
             429s) reveal. ``False`` sends without any local limit.
@@ -139,6 +162,7 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         max_queued: int | None = None,
         key: KeyFunc | None = None,
         latency_proof: bool = False,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
         learn: bool = True,
         dialects: Sequence[Dialect] | None = None,
         clock: Clock | None = None,
@@ -153,6 +177,7 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
             max_queued=max_queued,
             latency_proof=latency_proof,
             learn=learn,
+            max_wait=check_retry(retry),
             clock=clock,
         )
         self._init(
@@ -160,6 +185,8 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
             throttle,
             check_key(key),
             check_dialects(dialects),
+            retry,
+            new_budget(retry),
         )
 
     def _init(
@@ -168,11 +195,15 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         throttle: Throttle,
         key: KeyFunc | None,
         dialects: tuple[Dialect, ...],
+        retry: RetryPolicy | None,
+        budget: RetryBudget | None,
     ) -> None:
         self._transport = transport
         self._throttle = throttle
         self._key: KeyFunc = key or origin_key
         self._dialects = dialects
+        self._retry = retry
+        self._budget = budget
 
     @classmethod
     def _sharing(
@@ -181,10 +212,12 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         throttle: Throttle,
         key: KeyFunc | None,
         dialects: tuple[Dialect, ...],
+        retry: RetryPolicy | None,
+        budget: RetryBudget | None,
     ) -> RateLimitedTransport:
-        """Private. A transport over ``transport`` that shares an existing throttle."""
+        """Private. A transport over ``transport`` that shares a throttle and a budget."""
         self = cls.__new__(cls)
-        self._init(transport, throttle, key, dialects)
+        self._init(transport, throttle, key, dialects, retry, budget)
         return self
 
     @property
@@ -201,9 +234,21 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         return override if override is not None else self._key(request)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        policy = self._retry
+        if policy is None or policy.attempts == 1:
+            response, _ = await self._attempt(request, None)
+            return response
+        return await _Call(self, policy, request).run()
+
+    async def _attempt(
+        self, request: httpx.Request, deadline: float | None
+    ) -> tuple[httpx.Response, RateLimitSignal]:
+        """One try: through the throttle, to the wire, and the answer read back."""
         cost = request_cost(request.extensions)
         origin = origin_key(request)
-        permit = await self._throttle.acquire(self._bucket_key(request), cost, origin=origin)
+        permit = await self._throttle.acquire(
+            self._bucket_key(request), cost, origin=origin, deadline=deadline
+        )
         try:
             response = await self._transport.handle_async_request(request)
             received_at = self._throttle.clock.now()
@@ -218,13 +263,14 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         except BaseException:
             permit.release()
             raise
-        permit.observe(self._read_signal(response, body, received_at, wall_now), origin)
+        signal = self._read_signal(response, body, received_at, wall_now)
+        permit.observe(signal, origin)
         if response.is_closed or not isinstance(response.stream, httpx.AsyncByteStream):
             # Already read (an in-memory or small rejected body) or sync-only: nothing to hold.
             permit.release()
         else:
             response.stream = _PermitStream(response.stream, permit)
-        return response
+        return response, signal
 
     def _read_signal(
         self, response: httpx.Response, body: object, received_at: float, wall_now: float
@@ -268,3 +314,148 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
 
     def __repr__(self) -> str:
         return f"<RateLimitedTransport {self._throttle!r} over {type(self._transport).__name__}>"
+
+
+class _Call:
+    """Private. One call with retries: a ``tenacity.AsyncRetrying`` over ``_attempt``."""
+
+    def __init__(
+        self, transport: RateLimitedTransport, policy: RetryPolicy, request: httpx.Request
+    ) -> None:
+        self.transport = transport
+        self.policy = policy
+        self.request = request
+        self.clock = transport._throttle.clock
+        self.budget = transport._budget
+        self.started = self.clock.now()
+        self.deadline = None if policy.deadline is None else self.started + policy.deadline
+        self.decision = RetryDecision(retry=False, reason="")
+        self.can_replay = replayable(request)
+        self.previous_backoff = policy.backoff
+        if (
+            policy.auto_idempotency_key
+            and request.method not in IDEMPOTENT_METHODS
+            and policy.idempotency_header not in request.headers
+        ):
+            request.headers[policy.idempotency_header] = uuid.uuid4().hex
+
+    async def run(self) -> httpx.Response:
+        retrying = tenacity.AsyncRetrying(
+            stop=self._stop,
+            wait=self._wait,
+            retry=self._retry,
+            sleep=self._sleep,
+            before_sleep=self._before_sleep,
+            retry_error_callback=self._give_up,
+            reraise=True,
+        )
+        if self.budget is not None:
+            self.budget.record_request(self.started)
+        if self.deadline is None:
+            response: httpx.Response
+            response, _ = await retrying(self._attempt)
+            return response
+        with self.clock.cancel_scope(self.deadline) as scope:
+            response, _ = await retrying(self._attempt)
+            return response
+        assert scope.cancelled_caught  # noqa: S101 - only a passed deadline gets here
+        raise DeadlineExceededError(deadline=self.policy.deadline or 0.0, reason="it passed")
+
+    async def _attempt(self) -> tuple[httpx.Response, RateLimitSignal]:
+        response, signal = await self.transport._attempt(self.request, self.deadline)
+        retry = signal.retry
+        if signal.throttled and retry is not None and retry.over_cap:
+            await response.aclose()
+            raise RetryAfterTooLongError(
+                retry_after=retry.requested or 0.0, limit=self.policy.max_retry_after
+            )
+        return response, signal
+
+    # -- tenacity strategies --------------------------------------------------------
+
+    def _outcome(
+        self, state: tenacity.RetryCallState
+    ) -> tuple[httpx.Response | None, RateLimitSignal | None, BaseException | None]:
+        outcome = state.outcome
+        assert outcome is not None  # noqa: S101 - strategies run after an attempt
+        if outcome.failed:
+            return None, None, outcome.exception()
+        response, signal = outcome.result()
+        return response, signal, None
+
+    def _retry(self, state: tenacity.RetryCallState) -> bool:
+        response, signal, error = self._outcome(state)
+        self.decision = decide(
+            self.policy, self.request, response, error, signal, can_replay=self.can_replay
+        )
+        return self.decision.retry
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        _, signal, _ = self._outcome(state)
+        backoff = self.policy.backoff_for(state.attempt_number, self.previous_backoff)
+        self.previous_backoff = backoff
+        server = signal.retry.delay if signal is not None and signal.retry is not None else None
+        return max(backoff, server or 0.0)
+
+    def _stop(self, state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number >= self.policy.attempts:
+            self.decision = RetryDecision(retry=False, reason="attempts exhausted")
+            return True
+        now = self.clock.now()
+        if self.deadline is not None and now + state.upcoming_sleep > self.deadline:
+            self.decision = RetryDecision(retry=False, reason="deadline")
+            return True
+        if self.budget is not None and not self.budget.try_spend(now):
+            self.decision = RetryDecision(retry=False, reason="retry budget exhausted")
+            return True
+        return False
+
+    async def _sleep(self, seconds: float) -> None:
+        await self.clock.sleep_until(self.clock.now() + seconds)
+
+    async def _before_sleep(self, state: tenacity.RetryCallState) -> None:
+        response, _, _ = self._outcome(state)
+        if response is not None:
+            await response.aclose()  # a retried response is closed, its slots given back
+        _emit(
+            self.policy.on_retry,
+            RetryEvent(
+                attempt=state.attempt_number,
+                reason=self.decision.reason,
+                wait=state.upcoming_sleep,
+                method=self.request.method,
+                status=None if response is None else response.status_code,
+            ),
+        )
+
+    def _give_up(self, state: tenacity.RetryCallState) -> tuple[httpx.Response, RateLimitSignal]:
+        response, signal, error = self._outcome(state)
+        if state.attempt_number > 1 or self.decision.reason in (
+            "retry budget exhausted",
+            "deadline",
+        ):
+            _emit(
+                self.policy.on_give_up,
+                RetryEvent(
+                    attempt=state.attempt_number,
+                    reason=self.decision.reason,
+                    wait=0.0,
+                    method=self.request.method,
+                    status=None if response is None else response.status_code,
+                ),
+            )
+        if error is not None:
+            raise error
+        assert response is not None  # noqa: S101
+        assert signal is not None  # noqa: S101
+        return response, signal
+
+
+def _emit(hook: Callable[[RetryEvent], object] | None, event: RetryEvent) -> None:
+    """Call a retry hook; a hook that raises never breaks a request."""
+    if hook is None:
+        return
+    try:
+        hook(event)
+    except Exception:
+        logger.warning("retry hook %r raised", hook, exc_info=True)

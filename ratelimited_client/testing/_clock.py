@@ -15,7 +15,7 @@ __all__ = ["FakeClock"]
 class _Sleeper:
     __slots__ = ("deadline", "event")
 
-    def __init__(self, deadline: float, event: anyio.Event) -> None:
+    def __init__(self, deadline: float, event: anyio.Event | None) -> None:
         self.deadline = deadline
         self.event: anyio.Event | None = event
 
@@ -43,6 +43,7 @@ class FakeClock:
         self._now = float(start)
         self._heap: list[tuple[float, int, _Sleeper]] = []
         self._seq = itertools.count()
+        self._scopes: list[tuple[float, anyio.CancelScope]] = []
 
     def now(self) -> float:
         """The current virtual time in seconds."""
@@ -72,8 +73,23 @@ class FakeClock:
         finally:
             sleeper.event = None  # cancelled or woken: either way no longer a sleeper
 
+    def cancel_scope(self, deadline: float) -> anyio.CancelScope:
+        """A cancel scope cancelled when ``advance`` reaches ``deadline``."""
+        scope = anyio.CancelScope()
+        if deadline <= self._now:
+            scope.cancel()
+        else:
+            self._scopes.append((deadline, scope))
+            # A timer at the deadline, so advance() stops there.
+            heapq.heappush(self._heap, (deadline, next(self._seq), _Sleeper(deadline, None)))
+        return scope
+
     def _drop_cancelled(self) -> None:
-        while self._heap and self._heap[0][2].event is None:
+        while (
+            self._heap
+            and self._heap[0][2].event is None
+            and not any(d == self._heap[0][0] for d, _ in self._scopes)
+        ):
             heapq.heappop(self._heap)
 
     def _fire_due(self) -> None:
@@ -81,6 +97,10 @@ class FakeClock:
             _, _, sleeper = heapq.heappop(self._heap)
             if sleeper.event is not None:
                 sleeper.event.set()
+        due = [scope for deadline, scope in self._scopes if deadline <= self._now]
+        self._scopes = [(d, s) for d, s in self._scopes if d > self._now]
+        for scope in due:
+            scope.cancel()
 
     async def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``, firing every deadline on the way in order."""

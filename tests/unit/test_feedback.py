@@ -36,6 +36,7 @@ class Upstream(httpx.AsyncBaseTransport):
 
 
 def make_client(clock: FakeClock, upstream: Upstream, **options: Any) -> RateLimitedClient:
+    options.setdefault("retry", None)  # these tests watch the bucket, not the retries
     client = RateLimitedClient(
         base_url="http://api.test", transport=upstream, clock=clock, **options
     )

@@ -61,6 +61,7 @@ class Upstream(httpx.AsyncBaseTransport):
 
 
 def make_client(clock: FakeClock, upstream: Upstream, **options: Any) -> RateLimitedClient:
+    options.setdefault("retry", None)  # these tests watch the throttle, not the retries
     return RateLimitedClient(base_url="http://api.test", transport=upstream, clock=clock, **options)
 
 
