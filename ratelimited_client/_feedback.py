@@ -20,7 +20,8 @@ asks ``wait_time`` and calls ``on_admit`` / ``observe``; nothing here sleeps.
   since the run began, over the time they took plus the server's wait. Every
   later 429 cuts the learned limit by a fifth. Until anything is known, first
   contact is one probe, then a window of requests in flight that grows by one
-  per clean round trip.
+  per clean round trip up to four, so a server that speaks only through 429s
+  sends at most four of them before the limit is known.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ServerFeedback"]
 
+# Most requests in flight while nothing is known of the quota.
+_PROBE_MAX: Final = 4.0
 # A 429 that names no wait at all pauses this long, doubling with each in a row.
 _FALLBACK_PAUSE: Final = 1.0
 # Two resets within this many seconds describe the same window.
@@ -213,7 +216,10 @@ class ServerFeedback:
 
     def _grow_window(self) -> None:
         if self.cwnd is not None:
-            self.cwnd += 0.5 / self.cwnd  # one more per two clean round trips
+            # About one more per clean round trip, never past _PROBE_MAX: the requests
+            # in flight when the first 429 comes back are all rejected too, and
+            # providers ban clients after a few rejections.
+            self.cwnd = min(_PROBE_MAX, self.cwnd + 1.0 / self.cwnd)
 
     def _learn_from_quotas(self, signal: RateLimitSignal) -> None:
         """Every request quota with a limit and a window becomes a learned rate; all hold."""

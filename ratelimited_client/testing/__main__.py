@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--clock-skew", type=float, default=0.0, help="seconds added to the server's wall clock"
     )
+    serve.add_argument(
+        "--penalty-after", type=int, default=None, help="ban after N rejections in a window"
+    )
+    serve.add_argument("--penalty-for", type=float, default=5.0, help="ban length, s (5)")
+    serve.add_argument("--fail-rate", type=float, default=0.0, help="share answered 503")
+    serve.add_argument("--drop-rate", type=float, default=0.0, help="share dropped mid-answer")
     return parser
 
 
@@ -63,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             dialect=args.dialect,
             clock_skew=args.clock_skew,
+            penalty_after=args.penalty_after,
+            penalty_for=args.penalty_for,
+            fail_rate=args.fail_rate,
+            drop_rate=args.drop_rate,
         )
         server = MockAPIServer(config, host=args.host, port=args.port)
     except ValueError as exc:

@@ -57,6 +57,14 @@ class MockAPIConfig:
             ``"anthropic"``, ``"discord"`` or ``"gitlab"``.
         clock_skew: seconds added to the server's wall clock (its ``Date``
             header and absolute reset times), to test clients against skew.
+        penalty_after: ban the client after this many rejections within one
+            window: every request then gets 429 for ``penalty_for`` seconds
+            (a provider blocking an abusive client). ``None``: never.
+        penalty_for: the ban's length in seconds.
+        fail_rate: share of requests answered 503 before the limiter sees them
+            (half with ``Retry-After: 1``, half without).
+        drop_rate: share of requests whose connection is dropped after the
+            response headers, mid-body.
 
     Raises:
         ValueError: naming the option, when a value is invalid.
@@ -72,6 +80,10 @@ class MockAPIConfig:
     seed: int | None = None
     dialect: Dialect = "retry-after"
     clock_skew: float = 0.0
+    penalty_after: int | None = None
+    penalty_for: float = 5.0
+    fail_rate: float = 0.0
+    drop_rate: float = 0.0
 
     def __post_init__(self) -> None:
         limit: object = self.limit
@@ -100,8 +112,28 @@ class MockAPIConfig:
         skew: object = self.clock_skew
         if isinstance(skew, bool) or not isinstance(skew, int | float) or not math.isfinite(skew):
             raise ValueError(f"clock_skew must be a finite number of seconds, got {skew!r}")
+        penalty: object = self.penalty_after
+        if penalty is not None and (
+            isinstance(penalty, bool) or not isinstance(penalty, int) or penalty <= 0
+        ):
+            raise ValueError(f"penalty_after must be a positive integer or None, got {penalty!r}")
+        _check_fraction("penalty_for", self.penalty_for, upper=math.inf)
+        _check_fraction("fail_rate", self.fail_rate, upper=1.0)
+        _check_fraction("drop_rate", self.drop_rate, upper=1.0)
         object.__setattr__(self, "window", float(window))
         object.__setattr__(self, "latency", (float(latency[0]), float(latency[1])))
+
+
+def _check_fraction(name: str, value: object, *, upper: float) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or math.isnan(value)
+        or not 0 <= value <= upper
+        or (upper == math.inf and not math.isfinite(value))
+    ):
+        bound = "a finite number >= 0" if upper == math.inf else f"between 0 and {upper:g}"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +156,17 @@ class MockAPIStats:
     last_arrival: float | None
     in_flight: int
     max_in_flight: int
+    penalties: int = 0
+    rejected_while_banned: int = 0
+    faults: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The stats as a JSON-ready dict."""
         return asdict(self)
+
+
+class _DroppedConnection(Exception):  # noqa: N818 - a control signal, not an error
+    """Private. Makes the server drop the connection mid-response."""
 
 
 class _WindowMax:
@@ -196,6 +235,11 @@ class MockAPI:
         self._tokens = float(self.config.limit)
         self._tokens_at: float | None = None
         self._arrivals: deque[tuple[float, int]] = deque(maxlen=_ARRIVAL_LOG)
+        self._rejections: deque[float] = deque()
+        self._banned_until = -math.inf
+        self._penalties = 0
+        self._banned_rejections = 0
+        self._faults = 0
 
     def reset(self) -> None:
         """Forget all counters and limiter state (in-flight bookkeeping is kept)."""
@@ -224,6 +268,9 @@ class MockAPI:
                 last_arrival=self._last,
                 in_flight=self._in_flight,
                 max_in_flight=self._max_in_flight,
+                penalties=self._penalties,
+                rejected_while_banned=self._banned_rejections,
+                faults=self._faults,
             )
 
     def _view(self, now: float) -> QuotaView:
@@ -263,7 +310,15 @@ class MockAPI:
         self._last = now
         self._received += 1
         self._received_max.add(now)
-        wait = getattr(self, f"_decide_{self.config.algorithm}")(now)
+        if now < self._banned_until:
+            wait = self._banned_until - now
+            self._banned_rejections += 1
+        else:
+            wait = getattr(self, f"_decide_{self.config.algorithm}")(now)
+            if wait > 0.0:
+                self._count_rejection(now)
+                if now < self._banned_until:
+                    wait = self._banned_until - now
         if wait == 0.0:
             self._admitted += 1
             self._admitted_max.add(now)
@@ -271,6 +326,20 @@ class MockAPI:
             self._rejected += 1
         self._arrivals.append((now, 200 if wait == 0.0 else 429))
         return float(wait)
+
+    def _count_rejection(self, now: float) -> None:
+        """Penalty mode: too many rejections within one window ban the client."""
+        limit = self.config.penalty_after
+        if limit is None:
+            return
+        rejections = self._rejections
+        while rejections and now - rejections[0] >= self.config.window:
+            rejections.popleft()
+        rejections.append(now)
+        if len(rejections) >= limit:
+            self._banned_until = now + self.config.penalty_for
+            self._penalties += 1
+            rejections.clear()
 
     def _decide_sliding(self, now: float) -> float:
         log, window = self._log, self.config.window
@@ -331,9 +400,13 @@ class MockAPI:
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
             low, high = self.config.latency
             delay = self._random.uniform(low, high) if high > 0 else 0.0
+            roll = self._random.random()
         try:
             if delay > 0:
                 await anyio.sleep(delay)
+            if roll < self.config.fail_rate + self.config.drop_rate:
+                await self._fault(send, dropped=roll < self.config.drop_rate, half=roll)
+                return
             with self._lock:
                 now = self._clock()
                 wait = self._decide(now)
@@ -354,6 +427,27 @@ class MockAPI:
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+    async def _fault(self, send: Send, *, dropped: bool, half: float) -> None:
+        """An injected failure: a 503 (with or without Retry-After) or a dropped answer."""
+        with self._lock:
+            self._faults += 1
+            self._received += 1
+        if dropped:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", b"1000")],
+                }
+            )
+            raise _DroppedConnection  # uvicorn closes the connection mid-body
+        headers = (
+            [(b"retry-after", b"1")]
+            if half < self.config.drop_rate + (self.config.fail_rate / 2)
+            else []
+        )
+        await _send_json(send, 503, {"error": "unavailable"}, headers)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

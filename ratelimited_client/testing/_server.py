@@ -110,7 +110,7 @@ class MockAPIServer:
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
-            log_level="warning",
+            log_level="critical",  # injected dropped connections would log tracebacks
             lifespan="on",
             access_log=False,
             timeout_keep_alive=30,

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from ratelimited_client.testing import MockAPI, MockAPIConfig
+from ratelimited_client.testing._mock_api import _DroppedConnection
 
 pytestmark = pytest.mark.anyio
 
@@ -176,3 +177,39 @@ def test_config_validation_names_the_option(options: dict[str, object], name: st
     """Bad mock configuration fails at construction naming the option."""
     with pytest.raises(ValueError, match=name):
         MockAPIConfig(**options)  # type: ignore[arg-type]
+
+
+async def test_penalty_mode_bans_after_repeated_rejections() -> None:
+    """Limit 1/s, ban after 3 rejections in a window for 5 s: then everything is 429."""
+    clock = Clock()
+    app = MockAPI(MockAPIConfig(limit=1, window=1.0, penalty_after=3, penalty_for=5.0), clock=clock)
+    async with client_for(app) as client:
+        statuses = [(await hit(client, clock, t)).status_code for t in (0.0, 0.1, 0.2, 0.3)]
+        assert statuses == [200, 429, 429, 429]  # the third rejection trips the ban
+        banned = await hit(client, clock, 2.0)  # the window is free, but the client is banned
+        assert banned.status_code == 429
+        assert banned.headers["retry-after"] == "4"  # until 0.3 + 5
+        assert (await hit(client, clock, 5.31)).status_code == 200
+    stats = app.stats()
+    assert (stats.penalties, stats.rejected_while_banned) == (1, 1)
+
+
+async def test_injected_503s_come_with_and_without_retry_after() -> None:
+    """fail_rate=1: every request is a 503, about half carrying Retry-After: 1."""
+    app = MockAPI(MockAPIConfig(limit=100, fail_rate=1.0, seed=3))
+    async with client_for(app) as client:
+        responses = [await client.get("/x") for _ in range(40)]
+    assert {r.status_code for r in responses} == {503}
+    with_header = sum("retry-after" in r.headers for r in responses)
+    assert 10 <= with_header <= 30
+    assert app.stats().faults == 40
+    assert app.stats().admitted == 0
+
+
+async def test_injected_drops_cut_the_answer_mid_body() -> None:
+    """drop_rate=1: the answer starts, then the connection is gone."""
+    app = MockAPI(MockAPIConfig(limit=100, drop_rate=1.0))
+    async with client_for(app) as client:
+        with pytest.raises(_DroppedConnection):  # ASGITransport re-raises what uvicorn catches
+            await client.get("/x")
+    assert app.stats().faults == 1
