@@ -18,7 +18,7 @@ from ._options import (
     check_retry,
     new_budget,
 )
-from ._transport import RateLimitedTransport
+from ._transport import ClientState, RateLimitedTransport, origin_key
 
 if typing.TYPE_CHECKING:
     import ssl
@@ -122,9 +122,13 @@ class RateLimitedClient(httpx.AsyncClient):
             max_wait=check_retry(retry),
             clock=clock,
         )
-        key = check_key(key)
-        budget = new_budget(retry)
-        parsers = check_dialects(dialects if dialects is not None else self.default_dialects)
+        shared = ClientState(
+            throttle=throttle,
+            key=check_key(key) or origin_key,
+            dialects=check_dialects(dialects if dialects is not None else self.default_dialects),
+            retry=retry,
+            budget=new_budget(retry),
+        )
         super().__init__(
             auth=auth,
             params=params,
@@ -150,15 +154,9 @@ class RateLimitedClient(httpx.AsyncClient):
         # httpx keeps the default transport and the mounted ones (explicit mounts
         # and proxies from the environment) in these two attributes; wrapping
         # them all with one throttle keeps a single quota per client.
-        self._transport = RateLimitedTransport._sharing(
-            self._transport, throttle, key, parsers, retry, budget
-        )
+        self._transport = RateLimitedTransport._sharing(self._transport, shared)
         self._mounts = {
-            pattern: (
-                None
-                if inner is None
-                else RateLimitedTransport._sharing(inner, throttle, key, parsers, retry, budget)
-            )
+            pattern: (None if inner is None else RateLimitedTransport._sharing(inner, shared))
             for pattern, inner in self._mounts.items()
         }
 

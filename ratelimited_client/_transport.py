@@ -10,6 +10,7 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from ._throttle import Permit, Throttle, ThrottleStatistics
     from ._types import KeyFunc, RateTypes
 
-__all__ = ["RateLimitedTransport", "origin_key"]
+__all__ = ["ClientState", "RateLimitedTransport", "origin_key"]
 
 logger = logging.getLogger("ratelimited_client")
 
@@ -99,6 +100,17 @@ class _PermitStream(httpx.AsyncByteStream):
             await self._stream.aclose()
         finally:
             self._permit.release()
+
+
+@dataclass(frozen=True, slots=True)
+class ClientState:
+    """Private. What every transport of one client shares: one quota, one budget."""
+
+    throttle: Throttle
+    key: KeyFunc
+    dialects: tuple[Dialect, ...]
+    retry: RetryPolicy | None
+    budget: RetryBudget | None
 
 
 class RateLimitedTransport(httpx.AsyncBaseTransport):
@@ -180,44 +192,30 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
             max_wait=check_retry(retry),
             clock=clock,
         )
-        self._init(
-            transport or httpx.AsyncHTTPTransport(),
-            throttle,
-            check_key(key),
-            check_dialects(dialects),
-            retry,
-            new_budget(retry),
+        shared = ClientState(
+            throttle=throttle,
+            key=check_key(key) or origin_key,
+            dialects=check_dialects(dialects),
+            retry=retry,
+            budget=new_budget(retry),
         )
+        self._init(transport or httpx.AsyncHTTPTransport(), shared)
 
-    def _init(
-        self,
-        transport: httpx.AsyncBaseTransport,
-        throttle: Throttle,
-        key: KeyFunc | None,
-        dialects: tuple[Dialect, ...],
-        retry: RetryPolicy | None,
-        budget: RetryBudget | None,
-    ) -> None:
+    def _init(self, transport: httpx.AsyncBaseTransport, shared: ClientState) -> None:
         self._transport = transport
-        self._throttle = throttle
-        self._key: KeyFunc = key or origin_key
-        self._dialects = dialects
-        self._retry = retry
-        self._budget = budget
+        self._throttle = shared.throttle
+        self._key = shared.key
+        self._dialects = shared.dialects
+        self._retry = shared.retry
+        self._budget = shared.budget
 
     @classmethod
     def _sharing(
-        cls,
-        transport: httpx.AsyncBaseTransport,
-        throttle: Throttle,
-        key: KeyFunc | None,
-        dialects: tuple[Dialect, ...],
-        retry: RetryPolicy | None,
-        budget: RetryBudget | None,
+        cls, transport: httpx.AsyncBaseTransport, shared: ClientState
     ) -> RateLimitedTransport:
-        """Private. A transport over ``transport`` that shares a throttle and a budget."""
+        """Private. A transport over ``transport`` sharing one client's state."""
         self = cls.__new__(cls)
-        self._init(transport, throttle, key, dialects, retry, budget)
+        self._init(transport, shared)
         return self
 
     @property
@@ -417,15 +415,17 @@ class _Call:
         response, _, _ = self._outcome(state)
         if response is not None:
             await response.aclose()  # a retried response is closed, its slots given back
-        _emit(
-            self.policy.on_retry,
-            RetryEvent(
-                attempt=state.attempt_number,
-                reason=self.decision.reason,
-                wait=state.upcoming_sleep,
-                method=self.request.method,
-                status=None if response is None else response.status_code,
-            ),
+        _emit(self.policy.on_retry, self._event(state, response, state.upcoming_sleep))
+
+    def _event(
+        self, state: tenacity.RetryCallState, response: httpx.Response | None, wait: float
+    ) -> RetryEvent:
+        return RetryEvent(
+            attempt=state.attempt_number,
+            reason=self.decision.reason,
+            wait=wait,
+            method=self.request.method,
+            status=None if response is None else response.status_code,
         )
 
     def _give_up(self, state: tenacity.RetryCallState) -> tuple[httpx.Response, RateLimitSignal]:
@@ -434,16 +434,7 @@ class _Call:
             "retry budget exhausted",
             "deadline",
         ):
-            _emit(
-                self.policy.on_give_up,
-                RetryEvent(
-                    attempt=state.attempt_number,
-                    reason=self.decision.reason,
-                    wait=0.0,
-                    method=self.request.method,
-                    status=None if response is None else response.status_code,
-                ),
-            )
+            _emit(self.policy.on_give_up, self._event(state, response, 0.0))
         if error is not None:
             raise error
         assert response is not None  # noqa: S101
