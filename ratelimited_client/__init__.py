@@ -12,6 +12,10 @@ from ._errors import DeadlineExceededError as DeadlineExceededError
 from ._errors import QueueFullError as QueueFullError
 from ._errors import RateLimitedClientError as RateLimitedClientError
 from ._errors import RetryAfterTooLongError as RetryAfterTooLongError
+from ._errors import TokenRefreshError as TokenRefreshError
+from ._oauth import OAuth2ClientCredentials as OAuth2ClientCredentials
+from ._oauth import OAuth2RefreshToken as OAuth2RefreshToken
+from ._oauth import OAuth2Token as OAuth2Token
 from ._options import COST_EXTENSION as COST_EXTENSION
 from ._options import KEY_EXTENSION as KEY_EXTENSION
 from ._rate import Rate as Rate
@@ -44,6 +48,9 @@ __all__ = [
     "DeadlineExceededError",
     "Dialect",
     "KeyFunc",
+    "OAuth2ClientCredentials",
+    "OAuth2RefreshToken",
+    "OAuth2Token",
     "QueueFullError",
     "QuotaState",
     "Rate",
@@ -60,6 +67,7 @@ __all__ = [
     "SlidingWindow",
     "ThrottleStatistics",
     "TokenBucket",
+    "TokenRefreshError",
     "__version__",
     "origin_key",
     "parse_signal",

@@ -6,7 +6,8 @@ The hierarchy::
     ├── ConfigurationError      (also a ValueError) invalid option, raised at construction
     ├── QueueFullError          too many requests already waiting (``max_queued``)
     ├── RetryAfterTooLongError  the server asked for a wait longer than allowed
-    └── DeadlineExceededError   the call's deadline passed, or could not be met
+    ├── DeadlineExceededError   the call's deadline passed, or could not be met
+    └── TokenRefreshError       an OAuth 2.0 token could not be had
 
 Network and protocol errors are httpx's own (``httpx.ConnectError`` and so on)
 and pass through unchanged.
@@ -20,6 +21,7 @@ __all__ = [
     "QueueFullError",
     "RateLimitedClientError",
     "RetryAfterTooLongError",
+    "TokenRefreshError",
 ]
 
 
@@ -80,3 +82,18 @@ class DeadlineExceededError(RateLimitedClientError, TimeoutError):
         self.deadline = deadline
         self.reason = reason
         super().__init__(f"deadline of {deadline:g} s: {reason}")
+
+
+class TokenRefreshError(RateLimitedClientError):
+    """Getting an OAuth 2.0 token failed; every request waiting for it gets this.
+
+    ``status`` is the token endpoint's HTTP status (``None`` when it could not be
+    reached) and ``detail`` a safe part of its answer (the RFC 6749 ``error`` and
+    ``error_description`` fields, shortened). Secrets and tokens never appear.
+    The next request tries again.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, detail: str = "") -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(message)

@@ -1,0 +1,412 @@
+"""OAuth 2.0 as ``httpx.Auth``: client credentials and refresh tokens, refreshed once.
+
+However many requests find the token missing or about to expire, one token
+request is made (single-flight) and all of them use its answer; a failed
+refresh fails exactly those waiters with ``TokenRefreshError`` and the next
+request tries again. A 401 from the API triggers one refresh (unless another
+request already got a newer token) and one replay; a second 401 is returned.
+
+Tokens are fetched with the auth object's own small ``httpx.AsyncClient``
+(its own timeout), so the token endpoint does not spend the API's quota.
+Secrets and tokens never appear in ``repr``, ``str``, logs or exceptions.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
+
+import anyio
+import httpx
+
+from ._errors import ConfigurationError, TokenRefreshError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Callable, Generator
+
+    from ._clock import Clock
+
+__all__ = ["OAuth2ClientCredentials", "OAuth2RefreshToken", "OAuth2Token"]
+
+_DETAIL_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class OAuth2Token:
+    """A token as the endpoint issued it. Secrets are hidden from ``repr``.
+
+    Attributes:
+        access_token: the bearer token.
+        expires_at: when it expires, on the monotonic clock (``math.inf``: never said).
+        refresh_token: the refresh token, if one was issued.
+        token_type: usually ``"Bearer"``.
+        scope: the granted scope, if stated.
+    """
+
+    access_token: str = field(repr=False)
+    expires_at: float = math.inf
+    refresh_token: str | None = field(default=None, repr=False)
+    token_type: str = "Bearer"  # noqa: S105 - a scheme name, not a secret
+    scope: str | None = None
+
+
+class _Flight:
+    """Private. One token request in progress, awaited by everyone who needs it."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.error: TokenRefreshError | None = None
+
+
+class _OAuth2Base(httpx.Auth):
+    """Private. The token cache, single-flight refresh and one replay on 401."""
+
+    requires_response_body = False
+
+    def __init__(
+        self,
+        token_url: str,
+        *,
+        refresh_margin: float,
+        timeout: float,
+        token_client: httpx.AsyncClient | None,
+        clock: Clock | None,
+    ) -> None:
+        url: object = token_url
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"token_url must be an http(s) URL, got {token_url!r}")
+        numbers: tuple[tuple[str, object], ...] = (
+            ("refresh_margin", refresh_margin),
+            ("timeout", timeout),
+        )
+        for name, value in numbers:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise ConfigurationError(f"{name} must be a number >= 0, got {value!r}")
+        self.token_url = token_url
+        self.refresh_margin = float(refresh_margin)
+        self.timeout = float(timeout)
+        self._client = token_client
+        self._clock_now: Callable[[], float] = clock.now if clock is not None else time.monotonic
+        self._token: OAuth2Token | None = None
+        self._flight: _Flight | None = None
+        self.refreshes = 0  # token requests made, for statistics and tests
+
+    # -- what subclasses say ------------------------------------------------------
+
+    def _grant(self) -> tuple[dict[str, str], dict[str, str]]:  # pragma: no cover - abstract
+        """The form fields and headers of the next token request."""
+        raise NotImplementedError
+
+    def _received(self, token: OAuth2Token) -> None:
+        """A new token arrived (rotation, callbacks)."""
+
+    # -- the flow -----------------------------------------------------------------
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        raise RuntimeError(f"{type(self).__name__} works with async clients (httpx.AsyncClient)")
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        token = await self._current()
+        request.headers["Authorization"] = f"{token.token_type} {token.access_token}"
+        response = yield request
+        if response.status_code != 401:
+            return
+        await response.aclose()
+        token = await self._current(stale=token)
+        request.headers["Authorization"] = f"{token.token_type} {token.access_token}"
+        yield request  # one replay; a second 401 goes to the caller
+
+    async def _current(self, stale: OAuth2Token | None = None) -> OAuth2Token:
+        """A usable token: the cached one, or the answer of the one refresh in flight."""
+        while True:
+            token = self._token
+            due = (
+                token is None
+                or token is stale
+                or (self._clock_now() >= token.expires_at - self.refresh_margin)
+            )
+            if not due:
+                assert token is not None  # noqa: S101
+                return token
+            flight = self._flight
+            if flight is None:
+                return await self._refresh()
+            await flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            stale = None  # a fresh token was stored: take it (unless it is already due)
+
+    async def _refresh(self) -> OAuth2Token:
+        flight = self._flight = _Flight()
+        try:
+            token = await self._fetch()
+            self._token = token
+            self._received(token)
+            return token
+        except TokenRefreshError as error:
+            flight.error = error
+            raise
+        except BaseException:
+            # Cancelled mid-refresh: waiters must not hang; the next one tries again.
+            flight.error = TokenRefreshError("the token request was cancelled")
+            raise
+        finally:
+            self._flight = None
+            flight.done.set()
+
+    async def _fetch(self) -> OAuth2Token:
+        data, headers = self._grant()
+        self.refreshes += 1
+        client = self._client
+        try:
+            if client is None:
+                async with httpx.AsyncClient(timeout=self.timeout) as own:
+                    response = await own.post(self.token_url, data=data, headers=headers)
+            else:
+                response = await client.post(
+                    self.token_url, data=data, headers=headers, timeout=self.timeout
+                )
+        except httpx.HTTPError as exc:
+            raise TokenRefreshError(
+                f"the token endpoint could not be reached: {type(exc).__name__}"
+            ) from None
+        received = self._clock_now()
+        return self._parse(response, received)
+
+    def _parse(self, response: httpx.Response, received: float) -> OAuth2Token:
+        try:
+            payload: Any = response.json()
+        except ValueError:
+            payload = None
+        if response.status_code != 200 or not isinstance(payload, dict):
+            detail = _safe_detail(payload)
+            raise TokenRefreshError(
+                f"the token endpoint answered {response.status_code}"
+                + (f": {detail}" if detail else ""),
+                status=response.status_code,
+                detail=detail,
+            )
+        access = payload.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise TokenRefreshError(
+                "the token endpoint answered without an access_token", status=200
+            )
+        expires_in = payload.get("expires_in")
+        expires_at = math.inf
+        if (
+            isinstance(expires_in, int | float)
+            and not isinstance(expires_in, bool)
+            and math.isfinite(expires_in)
+            and expires_in >= 0
+        ):
+            expires_at = received + float(expires_in)
+        refresh = payload.get("refresh_token")
+        scope = payload.get("scope")
+        token_type = payload.get("token_type")
+        return OAuth2Token(
+            access_token=access,
+            expires_at=expires_at,
+            refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+            token_type="Bearer"
+            if not isinstance(token_type, str) or token_type.lower() == "bearer"
+            else token_type,
+            scope=scope if isinstance(scope, str) else None,
+        )
+
+    @property
+    def token(self) -> OAuth2Token | None:
+        """The cached token (its secrets hidden from repr), if any."""
+        return self._token
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.token_url} refreshes={self.refreshes}>"
+
+    __str__ = __repr__
+
+
+def _safe_detail(payload: object) -> str:
+    """Only RFC 6749's error fields, shortened: never anything that could hold a secret."""
+    if not isinstance(payload, dict):
+        return ""
+    parts = [
+        str(payload[key])[:_DETAIL_LIMIT]
+        for key in ("error", "error_description")
+        if isinstance(payload.get(key), str)
+    ]
+    return ": ".join(parts)
+
+
+def _basic(client_id: str, client_secret: str) -> str:
+    pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
+class OAuth2ClientCredentials(_OAuth2Base):
+    """The client-credentials grant (RFC 6749 §4.4) as an ``httpx.Auth``.
+
+    Usage::
+
+        auth = OAuth2ClientCredentials(
+            "https://auth.example.com/oauth/token", client_id="app", client_secret=SECRET,
+            scope="documents:read",
+        )
+        async with RateLimitedClient(base_url=API, auth=auth, rate="50/minute") as client:
+            ...
+
+    Args:
+        token_url: the token endpoint.
+        client_id: the client's id.
+        client_secret: the client's secret (never shown, logged or raised).
+        scope: the scope to ask for, if any.
+        audience: the ``audience`` parameter some providers need.
+        client_auth: ``"basic"`` (HTTP Basic, RFC 6749 §2.3.1, the default) or
+            ``"body"`` (id and secret in the form body).
+        refresh_margin: refresh this many seconds before the token expires.
+        timeout: the token request's own timeout in seconds.
+        token_client: the ``httpx.AsyncClient`` for token requests (default: a
+            short-lived one of its own, outside the API's throttle).
+        clock: where time comes from (tests).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        *,
+        client_id: str,
+        client_secret: str,
+        scope: str | None = None,
+        audience: str | None = None,
+        client_auth: Literal["basic", "body"] = "basic",
+        refresh_margin: float = 30.0,
+        timeout: float = 10.0,
+        token_client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(
+            token_url,
+            refresh_margin=refresh_margin,
+            timeout=timeout,
+            token_client=token_client,
+            clock=clock,
+        )
+        credentials: tuple[tuple[str, object], ...] = (
+            ("client_id", client_id),
+            ("client_secret", client_secret),
+        )
+        for name, value in credentials:
+            if not isinstance(value, str) or not value:
+                raise ConfigurationError(f"{name} must be a non-empty string")
+        if client_auth not in ("basic", "body"):
+            raise ConfigurationError(f"client_auth must be 'basic' or 'body', got {client_auth!r}")
+        self.client_id = client_id
+        self.__secret = client_secret
+        self.scope = scope
+        self.audience = audience
+        self.client_auth = client_auth
+
+    def _grant(self) -> tuple[dict[str, str], dict[str, str]]:
+        data = {"grant_type": "client_credentials"}
+        if self.scope:
+            data["scope"] = self.scope
+        if self.audience:
+            data["audience"] = self.audience
+        headers: dict[str, str] = {}
+        if self.client_auth == "basic":
+            headers["Authorization"] = _basic(self.client_id, self.__secret)
+        else:
+            data["client_id"] = self.client_id
+            data["client_secret"] = self.__secret
+        return data, headers
+
+
+class OAuth2RefreshToken(_OAuth2Base):
+    """The refresh-token grant (RFC 6749 §6) as an ``httpx.Auth``.
+
+    Starts from an access and refresh token pair, refreshes with the refresh
+    token (once, however many requests need it), keeps the rotated refresh
+    token, and calls ``on_token`` with every new token so it can be persisted.
+
+    Args:
+        token_url: the token endpoint.
+        refresh_token: the refresh token to start from.
+        access_token: the current access token, if any.
+        expires_in: seconds the current access token has left, if known.
+        client_id: the client's id, if the provider wants it.
+        client_secret: the client's secret, if the provider wants one.
+        client_auth: ``"basic"`` or ``"body"``, as for client credentials.
+        on_token: called with each new :class:`OAuth2Token`.
+        refresh_margin: refresh this many seconds before the token expires.
+        timeout: the token request's own timeout in seconds.
+        token_client: the ``httpx.AsyncClient`` for token requests.
+        clock: where time comes from (tests).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        *,
+        refresh_token: str,
+        access_token: str | None = None,
+        expires_in: float | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        client_auth: Literal["basic", "body"] = "basic",
+        on_token: Callable[[OAuth2Token], object] | None = None,
+        refresh_margin: float = 30.0,
+        timeout: float = 10.0,
+        token_client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(
+            token_url,
+            refresh_margin=refresh_margin,
+            timeout=timeout,
+            token_client=token_client,
+            clock=clock,
+        )
+        refresh: object = refresh_token
+        if not isinstance(refresh, str) or not refresh:
+            raise ConfigurationError("refresh_token must be a non-empty string")
+        if client_auth not in ("basic", "body"):
+            raise ConfigurationError(f"client_auth must be 'basic' or 'body', got {client_auth!r}")
+        self.client_id = client_id
+        self.__secret = client_secret
+        self.client_auth = client_auth
+        self.__refresh_token = refresh_token
+        self.on_token = on_token
+        if access_token:
+            expires_at = math.inf if expires_in is None else self._clock_now() + expires_in
+            self._token = OAuth2Token(
+                access_token=access_token, expires_at=expires_at, refresh_token=refresh_token
+            )
+
+    def _grant(self) -> tuple[dict[str, str], dict[str, str]]:
+        data = {"grant_type": "refresh_token", "refresh_token": self.__refresh_token}
+        headers: dict[str, str] = {}
+        if self.client_id and self.__secret and self.client_auth == "basic":
+            headers["Authorization"] = _basic(self.client_id, self.__secret)
+        elif self.client_id:
+            data["client_id"] = self.client_id
+            if self.__secret:
+                data["client_secret"] = self.__secret
+        return data, headers
+
+    def _received(self, token: OAuth2Token) -> None:
+        if token.refresh_token:
+            self.__refresh_token = token.refresh_token  # rotation: the old one is spent
+        if self.on_token is not None:
+            self.on_token(token)
