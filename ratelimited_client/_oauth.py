@@ -30,9 +30,12 @@ if TYPE_CHECKING:
 
     from ._clock import Clock
 
-__all__ = ["OAuth2ClientCredentials", "OAuth2RefreshToken", "OAuth2Token"]
+__all__ = ["AUTH_EXTENSION", "OAuth2ClientCredentials", "OAuth2RefreshToken", "OAuth2Token"]
 
 _DETAIL_LIMIT = 200
+#: ``request.extensions`` key under which an OAuth auth object asks the transport
+#: to refresh the request's token right before it is sent.
+AUTH_EXTENSION = "ratelimited_client.auth"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,9 @@ class _OAuth2Base(httpx.Auth):
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         token = await self._current()
         request.headers["Authorization"] = f"{token.token_type} {token.access_token}"
+        # A RateLimitedTransport calls ``before_send`` once the request has its slot:
+        # the token may have expired while the request waited in the throttle.
+        request.extensions[AUTH_EXTENSION] = self
         response = yield request
         if response.status_code != 401:
             return
@@ -125,6 +131,13 @@ class _OAuth2Base(httpx.Auth):
         token = await self._current(stale=token)
         request.headers["Authorization"] = f"{token.token_type} {token.access_token}"
         yield request  # one replay; a second 401 goes to the caller
+
+    async def before_send(self, request: httpx.Request) -> None:
+        """Re-attach the token if it became due while the request was queued."""
+        token = await self._current()
+        header = f"{token.token_type} {token.access_token}"
+        if request.headers.get("Authorization") != header:
+            request.headers["Authorization"] = header
 
     async def _current(self, stale: OAuth2Token | None = None) -> OAuth2Token:
         """A usable token: the cached one, or the answer of the one refresh in flight."""

@@ -17,6 +17,7 @@ import httpx
 import tenacity
 
 from ._errors import ConfigurationError, DeadlineExceededError, RetryAfterTooLongError
+from ._oauth import AUTH_EXTENSION
 from ._options import (
     DEFAULT_RETRY,
     KEY_EXTENSION,
@@ -248,6 +249,9 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
             self._bucket_key(request), cost, origin=origin, deadline=deadline
         )
         try:
+            auth = request.extensions.get(AUTH_EXTENSION)
+            if auth is not None:
+                await auth.before_send(request)
             response = await self._transport.handle_async_request(request)
             received_at = self._throttle.clock.now()
             wall_now = time.time()

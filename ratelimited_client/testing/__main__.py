@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--penalty-for", type=float, default=5.0, help="ban length, s (5)")
     serve.add_argument("--fail-rate", type=float, default=0.0, help="share answered 503")
     serve.add_argument("--drop-rate", type=float, default=0.0, help="share dropped mid-answer")
+    serve.add_argument(
+        "--oauth", action="store_true", help="require bearer tokens (POST /oauth/token)"
+    )
+    serve.add_argument("--token-ttl", type=float, default=3600.0, help="access token life, s")
     return parser
 
 
@@ -73,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             penalty_for=args.penalty_for,
             fail_rate=args.fail_rate,
             drop_rate=args.drop_rate,
+            oauth=args.oauth,
+            token_ttl=args.token_ttl,
         )
         server = MockAPIServer(config, host=args.host, port=args.port)
     except ValueError as exc:

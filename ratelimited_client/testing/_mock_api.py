@@ -14,12 +14,13 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
 from ._dialects import DIALECTS, Dialect, QuotaView, http_date
+from ._oauth_server import TokenIssuer
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
@@ -65,6 +66,12 @@ class MockAPIConfig:
             (half with ``Retry-After: 1``, half without).
         drop_rate: share of requests whose connection is dropped after the
             response headers, mid-body.
+        oauth: protect the API with OAuth 2.0 bearer tokens from the mock's
+            token endpoint (``POST /oauth/token``); unknown or expired tokens
+            get 401 before the limiter sees them.
+        client_id: the OAuth client's id.
+        client_secret: the OAuth client's secret.
+        token_ttl: seconds an access token lives.
 
     Raises:
         ValueError: naming the option, when a value is invalid.
@@ -84,6 +91,10 @@ class MockAPIConfig:
     penalty_for: float = 5.0
     fail_rate: float = 0.0
     drop_rate: float = 0.0
+    oauth: bool = False
+    client_id: str = "mock-client"
+    client_secret: str = field(default="mock-secret", repr=False)
+    token_ttl: float = 3600.0
 
     def __post_init__(self) -> None:
         limit: object = self.limit
@@ -120,6 +131,7 @@ class MockAPIConfig:
         _check_fraction("penalty_for", self.penalty_for, upper=math.inf)
         _check_fraction("fail_rate", self.fail_rate, upper=1.0)
         _check_fraction("drop_rate", self.drop_rate, upper=1.0)
+        _check_fraction("token_ttl", self.token_ttl, upper=math.inf)
         object.__setattr__(self, "window", float(window))
         object.__setattr__(self, "latency", (float(latency[0]), float(latency[1])))
 
@@ -159,6 +171,9 @@ class MockAPIStats:
     penalties: int = 0
     rejected_while_banned: int = 0
     faults: int = 0
+    tokens_issued: int = 0
+    unauthorized: int = 0
+    refresh_token_reuse: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The stats as a JSON-ready dict."""
@@ -212,6 +227,13 @@ class MockAPI:
         self.config = config or MockAPIConfig()
         self._clock = clock
         self._wall_clock = wall_clock
+        self.tokens = TokenIssuer(
+            client_id=self.config.client_id,
+            client_secret=self.config.client_secret,
+            ttl=self.config.token_ttl,
+            clock=clock,
+        )
+        self._unauthorized = 0
         self._lock = threading.Lock()
         self._random = random.Random(self.config.seed)
         self._in_flight = 0
@@ -271,6 +293,9 @@ class MockAPI:
                 penalties=self._penalties,
                 rejected_while_banned=self._banned_rejections,
                 faults=self._faults,
+                tokens_issued=self.tokens.issued,
+                unauthorized=self._unauthorized,
+                refresh_token_reuse=self.tokens.refresh_reuse,
             )
 
     def _view(self, now: float) -> QuotaView:
@@ -382,8 +407,19 @@ class MockAPI:
             return
         if scope["type"] != "http":  # pragma: no cover - websockets are not served
             return
-        await _drain(receive)
+        body = await _read_body(receive)
         path, method = scope.get("path", "/"), scope.get("method", "GET")
+        authorization = _header(scope, b"authorization")
+        if path == "/oauth/token" and method == "POST":
+            status, answer = await self.tokens.answer(body, authorization)
+            await _send_json(send, status, answer, [(b"cache-control", b"no-store")])
+            return
+        protected = self.config.oauth and path not in ("/__stats", "/__reset")
+        if protected and not self.tokens.is_valid(authorization):
+            with self._lock:
+                self._unauthorized += 1
+            await _send_json(send, 401, {"error": "invalid_token"})
+            return
         if path == "/__stats" and method == "GET":
             await _send_json(send, 200, self.stats().as_dict())
             return
@@ -463,12 +499,27 @@ class MockAPI:
         return f"<MockAPI {c.algorithm} {c.limit}/{c.window:g}s>"
 
 
-async def _drain(receive: Receive) -> None:
-    """Read and discard the request body."""
+async def _read_body(receive: Receive, limit: int = 1 << 20) -> bytes:
+    """Read the request body (kept up to ``limit`` bytes, the rest discarded)."""
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        if size < limit:
+            chunks.append(chunk)
+            size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
 
 
 async def _send_json(
