@@ -76,11 +76,15 @@ class _OAuth2Base(httpx.Auth):
         self,
         token_url: str,
         *,
+        client_auth: str,
         refresh_margin: float,
         timeout: float,
         token_client: httpx.AsyncClient | None,
         clock: Clock | None,
     ) -> None:
+        if client_auth not in ("basic", "body"):
+            raise ConfigurationError(f"client_auth must be 'basic' or 'body', got {client_auth!r}")
+        self.client_auth = client_auth
         url: object = token_url
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigurationError(f"token_url must be an http(s) URL, got {token_url!r}")
@@ -309,6 +313,7 @@ class OAuth2ClientCredentials(_OAuth2Base):
     ) -> None:
         super().__init__(
             token_url,
+            client_auth=client_auth,
             refresh_margin=refresh_margin,
             timeout=timeout,
             token_client=token_client,
@@ -321,13 +326,10 @@ class OAuth2ClientCredentials(_OAuth2Base):
         for name, value in credentials:
             if not isinstance(value, str) or not value:
                 raise ConfigurationError(f"{name} must be a non-empty string")
-        if client_auth not in ("basic", "body"):
-            raise ConfigurationError(f"client_auth must be 'basic' or 'body', got {client_auth!r}")
         self.client_id = client_id
         self.__secret = client_secret
         self.scope = scope
         self.audience = audience
-        self.client_auth = client_auth
 
     def _grant(self) -> tuple[dict[str, str], dict[str, str]]:
         data = {"grant_type": "client_credentials"}
@@ -386,6 +388,7 @@ class OAuth2RefreshToken(_OAuth2Base):
     ) -> None:
         super().__init__(
             token_url,
+            client_auth=client_auth,
             refresh_margin=refresh_margin,
             timeout=timeout,
             token_client=token_client,
@@ -394,11 +397,8 @@ class OAuth2RefreshToken(_OAuth2Base):
         refresh: object = refresh_token
         if not isinstance(refresh, str) or not refresh:
             raise ConfigurationError("refresh_token must be a non-empty string")
-        if client_auth not in ("basic", "body"):
-            raise ConfigurationError(f"client_auth must be 'basic' or 'body', got {client_auth!r}")
         self.client_id = client_id
         self.__secret = client_secret
-        self.client_auth = client_auth
         self.__refresh_token = refresh_token
         self.on_token = on_token
         if access_token:
