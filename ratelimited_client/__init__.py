@@ -13,11 +13,21 @@ from ._errors import QueueFullError as QueueFullError
 from ._errors import RateLimitedClientError as RateLimitedClientError
 from ._errors import RetryAfterTooLongError as RetryAfterTooLongError
 from ._errors import TokenRefreshError as TokenRefreshError
+from ._hooks import ROUTE_EXTENSION as ROUTE_EXTENSION
+from ._hooks import Hooks as Hooks
+from ._hooks import Paused as Paused
+from ._hooks import QuotaObserved as QuotaObserved
+from ._hooks import RequestCompleted as RequestCompleted
+from ._hooks import RequestSent as RequestSent
+from ._hooks import StatisticsSource as StatisticsSource
+from ._hooks import Throttled as Throttled
+from ._hooks import TokenEvent as TokenEvent
 from ._oauth import OAuth2ClientCredentials as OAuth2ClientCredentials
 from ._oauth import OAuth2RefreshToken as OAuth2RefreshToken
 from ._oauth import OAuth2Token as OAuth2Token
 from ._options import COST_EXTENSION as COST_EXTENSION
 from ._options import KEY_EXTENSION as KEY_EXTENSION
+from ._prometheus import PrometheusMetrics as PrometheusMetrics
 from ._rate import Rate as Rate
 from ._rate import SlidingWindow as SlidingWindow
 from ._rate import TokenBucket as TokenBucket
@@ -43,15 +53,20 @@ __all__ = [
     "DEFAULT_DIALECTS",
     "IDEMPOTENT_METHODS",
     "KEY_EXTENSION",
+    "ROUTE_EXTENSION",
     "BucketStatistics",
     "ConfigurationError",
     "DeadlineExceededError",
     "Dialect",
+    "Hooks",
     "KeyFunc",
     "OAuth2ClientCredentials",
     "OAuth2RefreshToken",
     "OAuth2Token",
+    "Paused",
+    "PrometheusMetrics",
     "QueueFullError",
+    "QuotaObserved",
     "QuotaState",
     "Rate",
     "RateLimitSignal",
@@ -59,14 +74,19 @@ __all__ = [
     "RateLimitedClientError",
     "RateLimitedTransport",
     "RateTypes",
+    "RequestCompleted",
+    "RequestSent",
     "RetryAfterTooLongError",
     "RetryDirective",
     "RetryEvent",
     "RetryPolicy",
     "SignalContext",
     "SlidingWindow",
+    "StatisticsSource",
     "ThrottleStatistics",
+    "Throttled",
     "TokenBucket",
+    "TokenEvent",
     "TokenRefreshError",
     "__version__",
     "origin_key",

@@ -10,15 +10,9 @@ import typing
 
 import httpx
 
-from ._options import (
-    DEFAULT_RETRY,
-    build_throttle,
-    check_dialects,
-    check_key,
-    check_retry,
-    new_budget,
-)
-from ._transport import ClientState, RateLimitedTransport, origin_key
+from ._oauth import _OAuth2Base
+from ._options import DEFAULT_RETRY
+from ._transport import ClientState, RateLimitedTransport
 
 if typing.TYPE_CHECKING:
     import ssl
@@ -36,6 +30,7 @@ if typing.TYPE_CHECKING:
     )
 
     from ._clock import Clock
+    from ._hooks import Hooks
     from ._retry import RetryPolicy
     from ._signals import Dialect
     from ._throttle import Throttle, ThrottleStatistics
@@ -89,6 +84,7 @@ class RateLimitedClient(httpx.AsyncClient):
         retry: RetryPolicy | None = DEFAULT_RETRY,
         learn: bool = True,
         dialects: Sequence[Dialect] | None = None,
+        metrics: Hooks | Sequence[Hooks] | None = None,
         clock: Clock | None = None,
         auth: AuthTypes | None = None,
         params: QueryParamTypes | None = None,
@@ -111,23 +107,19 @@ class RateLimitedClient(httpx.AsyncClient):
         default_encoding: str | typing.Callable[[bytes], str] = "utf-8",
     ) -> None:
         # Validate our options before httpx builds connection pools.
-        throttle = build_throttle(
+        shared = ClientState.build(
             rate=rate if rate is not None else self.default_rate,
             max_concurrency=(
                 max_concurrency if max_concurrency is not None else self.default_max_concurrency
             ),
             max_queued=max_queued,
+            key=key,
             latency_proof=latency_proof,
-            learn=learn,
-            max_wait=check_retry(retry),
-            clock=clock,
-        )
-        shared = ClientState(
-            throttle=throttle,
-            key=check_key(key) or origin_key,
-            dialects=check_dialects(dialects if dialects is not None else self.default_dialects),
             retry=retry,
-            budget=new_budget(retry),
+            learn=learn,
+            dialects=dialects if dialects is not None else self.default_dialects,
+            metrics=metrics,
+            clock=clock,
         )
         super().__init__(
             auth=auth,
@@ -150,7 +142,8 @@ class RateLimitedClient(httpx.AsyncClient):
             trust_env=trust_env,
             default_encoding=default_encoding,
         )
-        self._throttle: Throttle = throttle
+        self._shared = shared
+        self._throttle: Throttle = shared.throttle
         # httpx keeps the default transport and the mounted ones (explicit mounts
         # and proxies from the environment) in these two attributes; wrapping
         # them all with one throttle keeps a single quota per client.
@@ -159,10 +152,13 @@ class RateLimitedClient(httpx.AsyncClient):
             pattern: (None if inner is None else RateLimitedTransport._sharing(inner, shared))
             for pattern, inner in self._mounts.items()
         }
+        if isinstance(auth, _OAuth2Base):
+            auth.attach_hooks(shared.hooks)  # token refreshes reach this client's hooks
+        shared.hooks.attach(self)
 
     def statistics(self) -> ThrottleStatistics:
-        """A snapshot of the client's throttle: in flight, queued, per-bucket usage."""
-        return self._throttle.statistics()
+        """A snapshot of the client's throttle: in flight, queued, per-bucket usage, budget left."""
+        return self._shared.statistics()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._throttle!r}>"

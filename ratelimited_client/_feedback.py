@@ -105,6 +105,14 @@ class ServerFeedback:
         self._run_start = -math.inf
         self._last_throttle = -math.inf
         self._throttles_in_row = 0
+        # Pauses begun by answers not yet reported to hooks: (delay, source).
+        self.new_pauses: list[tuple[float, str]] = []
+        self._exhausted_seen: dict[str, float] = {}
+
+    def take_pauses(self) -> list[tuple[float, str]]:
+        """The pauses begun since the last call, as ``(delay, source)``."""
+        pauses, self.new_pauses = self.new_pauses, []
+        return pauses
 
     # -- asked by the throttle before each admission ----------------------------------
 
@@ -173,7 +181,8 @@ class ServerFeedback:
             delay = min(self.max_wait, _FALLBACK_PAUSE * 2 ** (self._throttles_in_row - 1))
         if self.learning and not retry.over_cap:
             self._learn_from_throttle(now, delay)
-        self._pause(now, now + delay)
+        if self._pause(now, now + delay):
+            self.new_pauses.append((delay, retry.source))
         return self._pause_deadline_if_origin(retry.scope)
 
     def _pause_deadline_if_origin(self, scope: str) -> float | None:
@@ -186,6 +195,13 @@ class ServerFeedback:
             return  # cannot count tokens per request: only an exhausted quota binds
         budget = quota.remaining - others_in_flight
         key = f"{quota.dialect}:{quota.name}:{quota.partition or ''}"
+        if quota.remaining <= 0:
+            seen = self._exhausted_seen.get(key)
+            if seen is None or abs(seen - quota.reset_at) > _SAME_WINDOW:
+                if len(self._exhausted_seen) >= _HISTORY:
+                    self._exhausted_seen.clear()  # only ever dedupes reports: safe to forget
+                self._exhausted_seen[key] = quota.reset_at
+                self.new_pauses.append((quota.reset_at - now, f"{quota.dialect} remaining=0"))
         existing = self.caps.get(key)
         reset_at = quota.reset_at
         if existing is not None and abs(existing.reset_at - reset_at) <= _SAME_WINDOW:
@@ -198,10 +214,11 @@ class ServerFeedback:
     def _jitter(self, delay: float) -> float:
         return self.rng.uniform(0.0, min(1.0, 0.1 * max(delay, 0.1)))
 
-    def _pause(self, now: float, until: float) -> None:
+    def _pause(self, now: float, until: float) -> bool:
+        """Pause until ``until`` (jittered); False if an existing pause already covers it."""
         release = until + self._jitter(until - now)
         if release <= self.pause_until:
-            return
+            return False
         self.pause_until = release
         rate = self.configured_rate or self.learned_rate
         if rate is not None:
@@ -211,6 +228,7 @@ class ServerFeedback:
         elif self.learning:
             self.cwnd = 1.0  # nothing known: one probe again
         self._run_start = release
+        return True
 
     # -- learning -------------------------------------------------------------------
 

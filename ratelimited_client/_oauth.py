@@ -24,6 +24,7 @@ import anyio
 import httpx
 
 from ._errors import ConfigurationError, TokenRefreshError
+from ._hooks import Dispatcher, TokenEvent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Generator
@@ -71,6 +72,7 @@ class _OAuth2Base(httpx.Auth):
     """Private. The token cache, single-flight refresh and one replay on 401."""
 
     requires_response_body = False
+    _grant_type = "unknown"
 
     def __init__(
         self,
@@ -103,6 +105,16 @@ class _OAuth2Base(httpx.Auth):
         self._token: OAuth2Token | None = None
         self._flight: _Flight | None = None
         self.refreshes = 0  # token requests made, for statistics and tests
+        self._hooks: list[Dispatcher] = []
+
+    def attach_hooks(self, hooks: Dispatcher) -> None:
+        """Private. Report token requests to a client's hooks (each client once)."""
+        if not any(existing is hooks for existing in self._hooks):
+            self._hooks.append(hooks)
+
+    def _report(self, event: TokenEvent) -> None:
+        for hooks in self._hooks:
+            hooks.emit("on_token", event)
 
     # -- what subclasses say ------------------------------------------------------
 
@@ -165,13 +177,19 @@ class _OAuth2Base(httpx.Auth):
 
     async def _refresh(self) -> OAuth2Token:
         flight = self._flight = _Flight()
+        started = self._clock_now()
+        grant = self._grant_type
         try:
             token = await self._fetch()
             self._token = token
             self._received(token)
+            now = self._clock_now()
+            expires_in = token.expires_at - now if math.isfinite(token.expires_at) else None
+            self._report(TokenEvent(grant, True, now - started, expires_in))
             return token
         except TokenRefreshError as error:
             flight.error = error
+            self._report(TokenEvent(grant, False, self._clock_now() - started, None, error.status))
             raise
         except BaseException:
             # Cancelled mid-refresh: waiters must not hang; the next one tries again.
@@ -297,6 +315,8 @@ class OAuth2ClientCredentials(_OAuth2Base):
     .. versionadded:: 0.1
     """
 
+    _grant_type = "client_credentials"
+
     def __init__(
         self,
         token_url: str,
@@ -369,6 +389,8 @@ class OAuth2RefreshToken(_OAuth2Base):
 
     .. versionadded:: 0.1
     """
+
+    _grant_type = "refresh_token"
 
     def __init__(
         self,

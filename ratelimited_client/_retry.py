@@ -180,6 +180,8 @@ class RetryEvent:
         wait: seconds until the next attempt (0 when giving up).
         method: the request's method.
         status: the response's status, or ``None`` after a network error.
+        bucket: the quota bucket of the request, as text.
+        route: the route template from ``extensions["ratelimit_route"]``, if set.
     """
 
     attempt: int
@@ -187,6 +189,8 @@ class RetryEvent:
     wait: float
     method: str
     status: int | None
+    bucket: str = ""
+    route: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -200,6 +200,8 @@ class ThrottleStatistics:
         admitted: requests admitted since the throttle was created.
         rejected: requests refused with ``QueueFullError``.
         buckets: per-bucket snapshots, by key.
+        retry_budget_left: retries the client's retry budget allows right now
+            (``None`` without retries).
     """
 
     in_flight: int
@@ -209,6 +211,7 @@ class ThrottleStatistics:
     admitted: int
     rejected: int
     buckets: Mapping[str, BucketStatistics]
+    retry_budget_left: float | None = None
 
 
 class Permit:
@@ -253,11 +256,15 @@ class Permit:
             self._bucket.holds -= 1
             self._bucket.kick()
 
-    def observe(self, signal: RateLimitSignal, origin: str | None) -> None:
-        """Feed what the server said in this response to the bucket (settles first)."""
+    def observe(self, signal: RateLimitSignal, origin: str | None) -> list[tuple[float, str]]:
+        """Feed what the server said in this response to the bucket (settles first).
+
+        Returns the pauses it began, as ``(delay, source)``.
+        """
         self.settle()
-        self._throttle._observe(self._bucket, signal, self.sent_at, origin)
+        pauses = self._throttle._observe(self._bucket, signal, self.sent_at, origin)
         self._unhold()
+        return pauses
 
     def release(self) -> None:
         """The response is closed: free the concurrency slot (settling first if needed)."""
@@ -479,13 +486,13 @@ class Throttle:
 
     def _observe(
         self, bucket: _Bucket, signal: RateLimitSignal, sent_at: float, origin: str | None
-    ) -> None:
-        until = bucket.feedback.observe(
-            signal, sent_at=sent_at, others_in_flight=bucket.outstanding
-        )
+    ) -> list[tuple[float, str]]:
+        feedback = bucket.feedback
+        until = feedback.observe(signal, sent_at=sent_at, others_in_flight=bucket.outstanding)
         if until is not None and origin is not None:
             self._origin_pauses[origin] = max(self._origin_pauses.get(origin, until), until)
         bucket.kick()
+        return feedback.take_pauses() if feedback.new_pauses else []
 
     def _release(self) -> None:
         self._in_flight -= 1
@@ -493,6 +500,11 @@ class Throttle:
             self._semaphore.release()
 
     # -- buckets and statistics ---------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting right now."""
+        return self._queued
 
     def _bucket(self, key: Hashable) -> _Bucket:
         bucket = self._buckets.get(key)

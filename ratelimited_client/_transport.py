@@ -6,6 +6,7 @@ one, say) gets it by being handed this transport.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -17,6 +18,17 @@ import httpx
 import tenacity
 
 from ._errors import ConfigurationError, DeadlineExceededError, RetryAfterTooLongError
+from ._hooks import (
+    ROUTE_EXTENSION,
+    Dispatcher,
+    Hooks,
+    Paused,
+    QuotaObserved,
+    RequestCompleted,
+    RequestSent,
+    Throttled,
+    check_hooks,
+)
 from ._oauth import AUTH_EXTENSION
 from ._options import (
     DEFAULT_RETRY,
@@ -76,6 +88,11 @@ async def _read_json(response: httpx.Response) -> object:
         return None
 
 
+def _route(request: httpx.Request) -> str | None:
+    route = request.extensions.get(ROUTE_EXTENSION)
+    return route if isinstance(route, str) else None
+
+
 def origin_key(request: httpx.Request) -> str:
     """The default bucket key: the request's origin, ``"scheme://host:port"``."""
     url = request.url
@@ -105,13 +122,56 @@ class _PermitStream(httpx.AsyncByteStream):
 
 @dataclass(frozen=True, slots=True)
 class ClientState:
-    """Private. What every transport of one client shares: one quota, one budget."""
+    """Private. What every transport of one client shares: one quota, one budget, the hooks."""
 
     throttle: Throttle
     key: KeyFunc
     dialects: tuple[Dialect, ...]
     retry: RetryPolicy | None
     budget: RetryBudget | None
+    hooks: Dispatcher
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        rate: RateTypes | None,
+        max_concurrency: int | None,
+        max_queued: int | None,
+        key: KeyFunc | None,
+        latency_proof: bool,
+        retry: RetryPolicy | None,
+        learn: bool,
+        dialects: Sequence[Dialect] | None,
+        metrics: Hooks | Sequence[Hooks] | None,
+        clock: Clock | None,
+    ) -> ClientState:
+        """Validate every throttle option (naming the bad one) and build the state."""
+        throttle = build_throttle(
+            rate=rate,
+            max_concurrency=max_concurrency,
+            max_queued=max_queued,
+            latency_proof=latency_proof,
+            learn=learn,
+            max_wait=check_retry(retry),
+            clock=clock,
+        )
+        return cls(
+            throttle=throttle,
+            key=check_key(key) or origin_key,
+            dialects=check_dialects(dialects),
+            retry=retry,
+            budget=new_budget(retry),
+            hooks=Dispatcher(check_hooks(metrics)),
+        )
+
+    def statistics(self) -> ThrottleStatistics:
+        stats = self.throttle.statistics()
+        if self.budget is None:
+            return stats
+        return dataclasses.replace(
+            stats, retry_budget_left=self.budget.left(self.throttle.clock.now())
+        )
 
 
 class RateLimitedTransport(httpx.AsyncBaseTransport):
@@ -155,6 +215,9 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         dialects: the rate-limit header parsers to read responses with;
             default every built-in one (``DEFAULT_DIALECTS``). Add your own
             with ``dialects=[*DEFAULT_DIALECTS, my_dialect]``.
+        metrics: a :class:`Hooks` object (e.g. :class:`PrometheusMetrics`) or
+            several, told of every decision: sends, waits, pauses, retries,
+            quotas, token refreshes. Logging needs none (``ratelimited_client`` logger).
         clock: where time comes from; for tests (see ``ratelimited_client.testing``).
 
     Per request, ``extensions={"ratelimit_cost": n}`` charges ``n`` units
@@ -178,37 +241,37 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         retry: RetryPolicy | None = DEFAULT_RETRY,
         learn: bool = True,
         dialects: Sequence[Dialect] | None = None,
+        metrics: Hooks | Sequence[Hooks] | None = None,
         clock: Clock | None = None,
     ) -> None:
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
             raise ConfigurationError(
                 f"transport must be an httpx.AsyncBaseTransport, got {transport!r}"
             )
-        throttle = build_throttle(
+        shared = ClientState.build(
             rate=rate,
             max_concurrency=max_concurrency,
             max_queued=max_queued,
+            key=key,
             latency_proof=latency_proof,
+            retry=retry,
             learn=learn,
-            max_wait=check_retry(retry),
+            dialects=dialects,
+            metrics=metrics,
             clock=clock,
         )
-        shared = ClientState(
-            throttle=throttle,
-            key=check_key(key) or origin_key,
-            dialects=check_dialects(dialects),
-            retry=retry,
-            budget=new_budget(retry),
-        )
         self._init(transport or httpx.AsyncHTTPTransport(), shared)
+        shared.hooks.attach(self)
 
     def _init(self, transport: httpx.AsyncBaseTransport, shared: ClientState) -> None:
         self._transport = transport
+        self._shared = shared
         self._throttle = shared.throttle
         self._key = shared.key
         self._dialects = shared.dialects
         self._retry = shared.retry
         self._budget = shared.budget
+        self._hooks = shared.hooks
 
     @classmethod
     def _sharing(
@@ -225,8 +288,8 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         return self._transport
 
     def statistics(self) -> ThrottleStatistics:
-        """A snapshot of the throttle: in flight, queued, per-bucket usage."""
-        return self._throttle.statistics()
+        """A snapshot of the throttle: in flight, queued, per-bucket usage, budget left."""
+        return self._shared.statistics()
 
     def _bucket_key(self, request: httpx.Request) -> Hashable:
         override = request.extensions.get(KEY_EXTENSION)
@@ -240,20 +303,50 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         return await _Call(self, policy, request).run()
 
     async def _attempt(
-        self, request: httpx.Request, deadline: float | None
+        self, request: httpx.Request, deadline: float | None, attempt: int = 1
     ) -> tuple[httpx.Response, RateLimitSignal]:
         """One try: through the throttle, to the wire, and the answer read back."""
         cost = request_cost(request.extensions)
         origin = origin_key(request)
-        permit = await self._throttle.acquire(
-            self._bucket_key(request), cost, origin=origin, deadline=deadline
+        key = self._bucket_key(request)
+        throttle = self._throttle
+        clock = throttle.clock
+        hooks = self._hooks
+        asked = clock.now()
+        permit = await throttle.acquire(key, cost, origin=origin, deadline=deadline)
+        bucket = str(key)
+        route = _route(request)
+        method = request.method
+        path = request.url.path
+        hooks.emit(
+            "on_throttled", Throttled(bucket, route, permit.sent_at - asked, throttle.queued)
         )
         try:
             auth = request.extensions.get(AUTH_EXTENSION)
             if auth is not None:
+                auth.attach_hooks(hooks)
                 await auth.before_send(request)
-            response = await self._transport.handle_async_request(request)
-            received_at = self._throttle.clock.now()
+            hooks.emit("on_request_sent", RequestSent(method, path, bucket, route, attempt))
+            sent = clock.now()
+            try:
+                response = await self._transport.handle_async_request(request)
+            except Exception as exc:
+                hooks.emit(
+                    "on_request_completed",
+                    RequestCompleted(
+                        method,
+                        path,
+                        bucket,
+                        route,
+                        attempt,
+                        None,
+                        clock.now() - sent,
+                        type(exc).__name__,
+                        False,
+                    ),
+                )
+                raise
+            received_at = clock.now()
             wall_now = time.time()
             if _wants_body(response):
                 # The answer may pause the bucket: nobody leaves until it is read.
@@ -266,7 +359,35 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
             permit.release()
             raise
         signal = self._read_signal(response, body, received_at, wall_now)
-        permit.observe(signal, origin)
+        pauses = permit.observe(signal, origin)
+        hooks.emit(
+            "on_request_completed",
+            RequestCompleted(
+                method,
+                path,
+                bucket,
+                route,
+                attempt,
+                response.status_code,
+                received_at - sent,
+                None,
+                signal.throttled,
+            ),
+        )
+        for quota in signal.quotas:
+            hooks.emit(
+                "on_quota",
+                QuotaObserved(
+                    bucket,
+                    quota.name,
+                    quota.dialect,
+                    quota.limit,
+                    quota.remaining,
+                    None if quota.reset_at is None else quota.reset_at - received_at,
+                ),
+            )
+        for delay, source in pauses:
+            hooks.emit("on_paused", Paused(bucket, delay, source))
         if response.is_closed or not isinstance(response.stream, httpx.AsyncByteStream):
             # Already read (an in-memory or small rejected body) or sync-only: nothing to hold.
             permit.release()
@@ -332,6 +453,10 @@ class _Call:
         self.started = self.clock.now()
         self.deadline = None if policy.deadline is None else self.started + policy.deadline
         self.decision = RetryDecision(retry=False, reason="")
+        self.hooks = transport._hooks
+        self.bucket = str(transport._bucket_key(request))
+        self.route = _route(request)
+        self.attempts = 0
         self.can_replay = replayable(request)
         self.previous_backoff = policy.backoff
         if (
@@ -361,10 +486,22 @@ class _Call:
             response, _ = await retrying(self._attempt)
             return response
         assert scope.cancelled_caught  # noqa: S101 - only a passed deadline gets here
+        event = RetryEvent(
+            attempt=self.attempts,
+            reason="deadline",
+            wait=0.0,
+            method=self.request.method,
+            status=None,
+            bucket=self.bucket,
+            route=self.route,
+        )
+        self.hooks.emit("on_give_up", event)
+        _emit(self.policy.on_give_up, event)
         raise DeadlineExceededError(deadline=self.policy.deadline or 0.0, reason="it passed")
 
     async def _attempt(self) -> tuple[httpx.Response, RateLimitSignal]:
-        response, signal = await self.transport._attempt(self.request, self.deadline)
+        self.attempts += 1
+        response, signal = await self.transport._attempt(self.request, self.deadline, self.attempts)
         retry = signal.retry
         if signal.throttled and retry is not None and retry.over_cap:
             await response.aclose()
@@ -409,6 +546,8 @@ class _Call:
             return True
         if self.budget is not None and not self.budget.try_spend(now):
             self.decision = RetryDecision(retry=False, reason="retry budget exhausted")
+            response, _, _ = self._outcome(state)
+            self.hooks.emit("on_budget_exhausted", self._event(state, response, 0.0))
             return True
         return False
 
@@ -419,7 +558,9 @@ class _Call:
         response, _, _ = self._outcome(state)
         if response is not None:
             await response.aclose()  # a retried response is closed, its slots given back
-        _emit(self.policy.on_retry, self._event(state, response, state.upcoming_sleep))
+        event = self._event(state, response, state.upcoming_sleep)
+        self.hooks.emit("on_retry", event)
+        _emit(self.policy.on_retry, event)
 
     def _event(
         self, state: tenacity.RetryCallState, response: httpx.Response | None, wait: float
@@ -430,6 +571,8 @@ class _Call:
             wait=wait,
             method=self.request.method,
             status=None if response is None else response.status_code,
+            bucket=self.bucket,
+            route=self.route,
         )
 
     def _give_up(self, state: tenacity.RetryCallState) -> tuple[httpx.Response, RateLimitSignal]:
@@ -438,7 +581,9 @@ class _Call:
             "retry budget exhausted",
             "deadline",
         ):
-            _emit(self.policy.on_give_up, self._event(state, response, 0.0))
+            event = self._event(state, response, 0.0)
+            self.hooks.emit("on_give_up", event)
+            _emit(self.policy.on_give_up, event)
         if error is not None:
             raise error
         assert response is not None  # noqa: S101

@@ -42,6 +42,11 @@ def test_design_contract_names_are_present() -> None:
         "RateLimitedTransport",
         "RateLimitedClientError",
         "QueueFullError",
+        "RetryAfterTooLongError",
+        "TokenRefreshError",
+        "RetryPolicy",
+        "OAuth2ClientCredentials",
+        "PrometheusMetrics",
     ):
         assert name in ratelimited_client.__all__
 

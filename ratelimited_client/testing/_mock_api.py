@@ -252,6 +252,7 @@ class MockAPI:
         self._first: float | None = None
         self._last: float | None = None
         self._log: deque[float] = deque()  # sliding: admitted arrival times in the window
+        self._fixed_origin: float | None = None
         self._fixed_start: float | None = None
         self._fixed_count = 0
         self._tokens = float(self.config.limit)
@@ -377,11 +378,13 @@ class MockAPI:
 
     def _decide_fixed(self, now: float) -> float:
         window = self.config.window
-        if self._fixed_start is None:
-            self._fixed_start = now
-        elapsed = now - self._fixed_start
-        if elapsed >= window:
-            self._fixed_start += math.floor(elapsed / window) * window
+        if self._fixed_origin is None:
+            self._fixed_origin = self._fixed_start = now
+        # Each window's start from the first arrival, never by accumulating (float drift
+        # would move the boundaries and admit more than the limit around them).
+        start = self._fixed_origin + math.floor((now - self._fixed_origin) / window) * window
+        if start != self._fixed_start:
+            self._fixed_start = start
             self._fixed_count = 0
         if self._fixed_count < self.config.limit:
             self._fixed_count += 1

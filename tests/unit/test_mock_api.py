@@ -32,6 +32,20 @@ async def hit(client: httpx.AsyncClient, clock: Clock, at: float) -> httpx.Respo
     return await client.get("/x")
 
 
+async def test_fixed_windows_stay_aligned_to_the_first_arrival() -> None:
+    """Window starts are computed from the first arrival (never summed up window by
+    window, which drifts): over 300 windows of 0.1 s each admits exactly its limit."""
+    clock = Clock()
+    app = MockAPI(MockAPIConfig(limit=2, window=0.1, algorithm="fixed"), clock=clock)
+    async with client_for(app) as client:
+        statuses: list[int] = []
+        for n in range(300):
+            for offset in (0.0 if n == 0 else 0.001, 0.05, 0.098):
+                statuses.append((await hit(client, clock, n * 0.1 + offset)).status_code)
+    per_window = [statuses[i : i + 3] for i in range(0, len(statuses), 3)]
+    assert per_window == [[200, 200, 429]] * 300
+
+
 @pytest.mark.parametrize(
     ("algorithm", "times", "statuses", "retry_after"),
     [

@@ -1,0 +1,375 @@
+"""``PrometheusMetrics``: the hook protocol as Prometheus metrics (prometheus-client).
+
+Counters and histograms are updated as events arrive; the gauges that describe
+*now* (in flight, queued, retry budget, pauses, quotas) are computed when
+Prometheus scrapes, from the attached clients' live statistics, so they can
+never drift from the truth however requests end (cancelled ones included).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Final
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ._errors import ConfigurationError
+from ._hooks import Hooks
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from prometheus_client.metrics_core import Metric
+
+    from ._hooks import (
+        Paused,
+        QuotaObserved,
+        RequestCompleted,
+        StatisticsSource,
+        Throttled,
+        TokenEvent,
+    )
+    from ._retry import RetryEvent
+
+__all__ = ["OVERFLOW_LABEL", "PrometheusMetrics"]
+
+#: The label value that stands for every value past ``max_label_values``.
+OVERFLOW_LABEL: Final = "__other__"
+
+# Seconds in the throttle: from the fast path (well under 1 ms) to the policy's cap.
+_WAIT_BUCKETS: Final = (
+    0.001,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+)
+_DURATION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def _status_class(status: int | None) -> str:
+    return "error" if status is None else f"{status // 100}xx"
+
+
+class _Labels:
+    """Private. Caps the distinct values of each label: past the cap, ``__other__``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._seen: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, label: str, value: str | None) -> str:
+        text = "" if value is None else value
+        seen = self._seen.get(label)
+        if seen is not None and text in seen:
+            return text
+        with self._lock:
+            seen = self._seen.setdefault(label, set())
+            if text in seen:
+                return text
+            if len(seen) >= self.limit:
+                return OVERFLOW_LABEL
+            seen.add(text)
+            return text
+
+
+class _Quota:
+    __slots__ = ("limit", "remaining", "reset_wall")
+
+    def __init__(self, limit: float | None, remaining: float | None, reset_wall: float | None):
+        self.limit = limit
+        self.remaining = remaining
+        self.reset_wall = reset_wall
+
+
+class _Instruments(Collector):
+    """Private. Every metric of one namespace on one registry, shared by all the
+    ``PrometheusMetrics`` built on that pair (so a second one never collides)."""
+
+    def __init__(self, registry: CollectorRegistry, namespace: str, max_label_values: int):
+        ns = namespace
+        self.namespace = ns
+        self.labels = _Labels(max_label_values)
+        self.sources: weakref.WeakSet[StatisticsSource] = weakref.WeakSet()
+        self.quotas: dict[tuple[str, str], _Quota] = {}
+        self.requests = Counter(
+            f"{ns}_requests",
+            "HTTP attempts that ended (each retry counts), by status class.",
+            ["method", "status_class", "bucket", "route"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            f"{ns}_request_duration_seconds",
+            "Seconds from sending an attempt to its response headers (or failure).",
+            ["method", "bucket", "route"],
+            buckets=_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.throttled_responses = Counter(
+            f"{ns}_throttled_responses",
+            "Responses the server marked as rate-limit rejections (429, 503 + Retry-After).",
+            ["bucket", "status"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            f"{ns}_retries",
+            "Retries scheduled, by reason.",
+            ["bucket", "reason"],
+            registry=registry,
+        )
+        self.gave_up = Counter(
+            f"{ns}_gave_up",
+            "Calls that stopped retrying, by reason.",
+            ["bucket", "reason"],
+            registry=registry,
+        )
+        self.budget_exhausted = Counter(
+            f"{ns}_retry_budget_exhausted",
+            "Retries refused because the retry budget was spent.",
+            ["bucket"],
+            registry=registry,
+        )
+        self.wait = Histogram(
+            f"{ns}_throttle_wait_seconds",
+            "Seconds an attempt waited in the throttle before it was sent.",
+            ["bucket"],
+            buckets=_WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.pauses = Counter(
+            f"{ns}_server_pauses",
+            "Pauses the server imposed on a bucket, by what said so.",
+            ["bucket", "source"],
+            registry=registry,
+        )
+        self.pause_seconds = Counter(
+            f"{ns}_server_pause_seconds",
+            "Seconds of pause the server imposed on a bucket.",
+            ["bucket"],
+            registry=registry,
+        )
+        self.tokens = Counter(
+            f"{ns}_token_refreshes",
+            "OAuth token requests, by grant and outcome (success, failure).",
+            ["grant", "outcome"],
+            registry=registry,
+        )
+        registry.register(self)
+
+    # -- the scrape-time gauges --------------------------------------------------
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._fill(self._families()))
+
+    def _families(self) -> list[GaugeMetricFamily]:
+        ns = self.namespace
+        return [
+            GaugeMetricFamily(
+                f"{ns}_in_flight_requests", "Requests admitted whose response is not closed yet."
+            ),
+            GaugeMetricFamily(
+                f"{ns}_queued_requests", "Requests waiting in the throttle.", labels=["bucket"]
+            ),
+            GaugeMetricFamily(
+                f"{ns}_retry_budget_remaining", "Retries the retry budget allows right now."
+            ),
+            GaugeMetricFamily(
+                f"{ns}_server_pause_remaining_seconds",
+                "Seconds left on the server's pause of a bucket (0 if none).",
+                labels=["bucket"],
+            ),
+            GaugeMetricFamily(
+                f"{ns}_quota_remaining",
+                "Units left in the server's quota, from its headers (the limit once reset).",
+                labels=["bucket", "quota"],
+            ),
+            GaugeMetricFamily(
+                f"{ns}_quota_limit",
+                "Units per window in the server's quota, from its headers.",
+                labels=["bucket", "quota"],
+            ),
+        ]
+
+    def _fill(self, families: list[GaugeMetricFamily]) -> list[GaugeMetricFamily]:
+        in_flight, queued, budget, paused, remaining, limit = families
+        flying = 0.0
+        budget_left = 0.0
+        waiting: dict[str, float] = {}
+        pause: dict[str, float] = {}
+        for source in list(self.sources):
+            stats = source.statistics()
+            flying += stats.in_flight
+            budget_left += stats.retry_budget_left or 0.0
+            for bucket in stats.buckets.values():
+                name = self.labels("bucket", bucket.key)
+                waiting[name] = waiting.get(name, 0.0) + bucket.waiting
+                pause[name] = max(pause.get(name, 0.0), bucket.paused_for)
+        in_flight.add_metric([], flying)
+        budget.add_metric([], budget_left)
+        for name, value in sorted(waiting.items()):
+            queued.add_metric([name], value)
+        for name, value in sorted(pause.items()):
+            paused.add_metric([name], value)
+        now = time.time()
+        for (bucket_label, quota_label), quota in sorted(self.quotas.items()):
+            left = quota.remaining
+            if quota.reset_wall is not None and now >= quota.reset_wall:
+                left = quota.limit  # the window turned over: the server's next word says more
+            if left is not None:
+                remaining.add_metric([bucket_label, quota_label], left)
+            if quota.limit is not None:
+                limit.add_metric([bucket_label, quota_label], quota.limit)
+        return families
+
+
+# One _Instruments per (registry, namespace); registries are kept weakly.
+_SHARED: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, _Instruments]] = (
+    weakref.WeakKeyDictionary()
+)
+_SHARED_LOCK: Final = threading.Lock()
+
+
+def _instruments(registry: CollectorRegistry, namespace: str, limit: int) -> _Instruments:
+    with _SHARED_LOCK:
+        by_namespace = _SHARED.setdefault(registry, {})
+        found = by_namespace.get(namespace)
+        if found is None:
+            found = by_namespace[namespace] = _Instruments(registry, namespace, limit)
+        return found
+
+
+class PrometheusMetrics(Hooks):
+    """Prometheus metrics for every decision a client takes.
+
+    Pass it as ``metrics=`` to :class:`RateLimitedClient` or
+    :class:`RateLimitedTransport`; one object may serve several clients (their
+    figures add up). Expose ``metrics.registry`` the usual ways::
+
+        metrics = PrometheusMetrics()
+        prometheus_client.start_http_server(9464, addr="127.0.0.1", registry=metrics.registry)
+        # or in an ASGI app:
+        app.mount("/metrics", prometheus_client.make_asgi_app(metrics.registry))
+
+    Args:
+        registry: the ``CollectorRegistry`` to register on. Default: a new,
+            private one (two clients, or two tests, never collide). Pass
+            ``prometheus_client.REGISTRY`` to use the global one; building a
+            second ``PrometheusMetrics`` on the same registry and namespace
+            shares the first one's metrics instead of raising "Duplicated
+            timeseries".
+        namespace: the prefix of every metric name.
+        max_label_values: the most distinct values kept per label (bucket,
+            route, reason, quota ...); later ones are reported as
+            ``"__other__"``, so a key function that makes a bucket per user
+            cannot blow up the time-series count.
+
+    Labels never carry URLs, query strings or credentials: ``bucket`` is the
+    bucket key (by default ``scheme://host:port``), ``route`` is what you put in
+    ``extensions["ratelimit_route"]`` (a template such as ``"/documents/{id}"``),
+    empty otherwise.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        namespace: str = "ratelimited_client",
+        max_label_values: int = 100,
+    ) -> None:
+        if registry is not None and not isinstance(registry, CollectorRegistry):
+            raise ConfigurationError(
+                f"registry must be a prometheus_client.CollectorRegistry, got {registry!r}"
+            )
+        name: object = namespace
+        if (
+            not isinstance(name, str)
+            or not namespace
+            or not namespace.replace("_", "a").isalnum()
+            or not namespace.isascii()
+            or namespace[0].isdigit()
+        ):
+            raise ConfigurationError(
+                f"namespace must be a Prometheus name ([a-zA-Z_][a-zA-Z0-9_]*), got {namespace!r}"
+            )
+        limit: object = max_label_values
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(
+                f"max_label_values must be a positive integer, got {max_label_values!r}"
+            )
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.namespace = namespace
+        self._m = _instruments(self.registry, namespace, max_label_values)
+
+    def render(self) -> bytes:
+        """The registry in Prometheus's text exposition format."""
+        return generate_latest(self.registry)
+
+    def __repr__(self) -> str:
+        return f"<PrometheusMetrics namespace={self.namespace!r}>"
+
+    # -- the hook protocol ---------------------------------------------------------
+
+    def on_attach(self, source: StatisticsSource) -> None:
+        self._m.sources.add(source)
+
+    def on_request_completed(self, event: RequestCompleted) -> None:
+        m = self._m
+        bucket = m.labels("bucket", event.bucket)
+        route = m.labels("route", event.route)
+        method = m.labels("method", event.method)
+        m.requests.labels(method, _status_class(event.status), bucket, route).inc()
+        m.duration.labels(method, bucket, route).observe(event.duration)
+        if event.throttled:
+            m.throttled_responses.labels(bucket, str(event.status)).inc()
+
+    def on_throttled(self, event: Throttled) -> None:
+        m = self._m
+        m.wait.labels(m.labels("bucket", event.bucket)).observe(event.waited)
+
+    def on_paused(self, event: Paused) -> None:
+        m = self._m
+        bucket = m.labels("bucket", event.bucket)
+        m.pauses.labels(bucket, m.labels("source", event.source)).inc()
+        m.pause_seconds.labels(bucket).inc(max(0.0, event.delay))
+
+    def on_quota(self, event: QuotaObserved) -> None:
+        m = self._m
+        key = (m.labels("bucket", event.bucket), m.labels("quota", event.name))
+        reset_wall = None if event.reset_in is None else time.time() + event.reset_in
+        m.quotas[key] = _Quota(event.limit, event.remaining, reset_wall)
+
+    def on_retry(self, event: RetryEvent) -> None:
+        m = self._m
+        m.retries.labels(m.labels("bucket", event.bucket), m.labels("reason", event.reason)).inc()
+
+    def on_give_up(self, event: RetryEvent) -> None:
+        m = self._m
+        m.gave_up.labels(m.labels("bucket", event.bucket), m.labels("reason", event.reason)).inc()
+
+    def on_budget_exhausted(self, event: RetryEvent) -> None:
+        m = self._m
+        m.budget_exhausted.labels(m.labels("bucket", event.bucket)).inc()
+
+    def on_token(self, event: TokenEvent) -> None:
+        self._m.tokens.labels(
+            self._m.labels("grant", event.grant), "success" if event.ok else "failure"
+        ).inc()
