@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -48,12 +49,34 @@ def ensure_venv() -> None:
     stamp.touch()
 
 
+# System binaries the tests need, by the Debian package that provides them.
+SYSTEM_PACKAGES = {"promtool": "prometheus", "prometheus": "prometheus"}
+
+
+def ensure_system_packages() -> None:
+    """Install the Debian packages behind missing test binaries (Prometheus), only if missing."""
+    missing = sorted({pkg for binary, pkg in SYSTEM_PACKAGES.items() if not shutil.which(binary)})
+    if not missing:
+        return
+    apt = shutil.which("apt-get")
+    if apt is None:
+        sys.exit(f"dev.py: the tests need {', '.join(missing)}; install them (no apt-get here)")
+    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    print(f"dev.py: installing {', '.join(missing)} with apt-get (missing) ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [*prefix, apt, "install", "-y", "--no-install-recommends", *missing]
+    if subprocess.run([*install, "-q"], check=False, env=env).returncode != 0:
+        subprocess.run([*prefix, apt, "update", "-q"], check=True, env=env)
+        subprocess.run([*install, "-q"], check=True, env=env)
+
+
 def run(*argv: str) -> int:
     print(f"dev.py: $ {' '.join(argv)}", flush=True)
     return subprocess.run(argv, cwd=ROOT, check=False).returncode
 
 
 def cmd_test(extra: list[str]) -> int:
+    ensure_system_packages()
     steps: list[tuple[str, ...]] = [
         (str(BIN / "ruff"), "check", "."),
         (str(BIN / "ruff"), "format", "--check", "."),

@@ -106,6 +106,15 @@ class _OAuth2Base(httpx.Auth):
         self._flight: _Flight | None = None
         self.refreshes = 0  # token requests made, for statistics and tests
         self._hooks: list[Dispatcher] = []
+        self._due_at = math.inf
+
+    def _store(self, token: OAuth2Token) -> None:
+        """Keep ``token``; it is due ``refresh_margin`` before it expires, but never
+        earlier than half its remaining life (a 2 s token with a 30 s margin is not
+        refreshed on every request)."""
+        life = max(0.0, token.expires_at - self._clock_now())
+        self._token = token
+        self._due_at = token.expires_at - min(self.refresh_margin, life / 2)
 
     def attach_hooks(self, hooks: Dispatcher) -> None:
         """Private. Report token requests to a client's hooks (each client once)."""
@@ -159,11 +168,7 @@ class _OAuth2Base(httpx.Auth):
         """A usable token: the cached one, or the answer of the one refresh in flight."""
         while True:
             token = self._token
-            due = (
-                token is None
-                or token is stale
-                or (self._clock_now() >= token.expires_at - self.refresh_margin)
-            )
+            due = token is None or token is stale or self._clock_now() >= self._due_at
             if not due:
                 assert token is not None  # noqa: S101
                 return token
@@ -181,7 +186,7 @@ class _OAuth2Base(httpx.Auth):
         grant = self._grant_type
         try:
             token = await self._fetch()
-            self._token = token
+            self._store(token)
             self._received(token)
             now = self._clock_now()
             expires_in = token.expires_at - now if math.isfinite(token.expires_at) else None
@@ -306,7 +311,8 @@ class OAuth2ClientCredentials(_OAuth2Base):
         audience: the ``audience`` parameter some providers need.
         client_auth: ``"basic"`` (HTTP Basic, RFC 6749 §2.3.1, the default) or
             ``"body"`` (id and secret in the form body).
-        refresh_margin: refresh this many seconds before the token expires.
+        refresh_margin: refresh this many seconds before the token expires
+            (at most half the token's lifetime, for short-lived tokens).
         timeout: the token request's own timeout in seconds.
         token_client: the ``httpx.AsyncClient`` for token requests (default: a
             short-lived one of its own, outside the API's throttle).
@@ -382,7 +388,8 @@ class OAuth2RefreshToken(_OAuth2Base):
         client_secret: the client's secret, if the provider wants one.
         client_auth: ``"basic"`` or ``"body"``, as for client credentials.
         on_token: called with each new :class:`OAuth2Token`.
-        refresh_margin: refresh this many seconds before the token expires.
+        refresh_margin: refresh this many seconds before the token expires
+            (at most half the token's lifetime, for short-lived tokens).
         timeout: the token request's own timeout in seconds.
         token_client: the ``httpx.AsyncClient`` for token requests.
         clock: where time comes from (tests).
@@ -425,8 +432,10 @@ class OAuth2RefreshToken(_OAuth2Base):
         self.on_token = on_token
         if access_token:
             expires_at = math.inf if expires_in is None else self._clock_now() + expires_in
-            self._token = OAuth2Token(
-                access_token=access_token, expires_at=expires_at, refresh_token=refresh_token
+            self._store(
+                OAuth2Token(
+                    access_token=access_token, expires_at=expires_at, refresh_token=refresh_token
+                )
             )
 
     def _grant(self) -> tuple[dict[str, str], dict[str, str]]:

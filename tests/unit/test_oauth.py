@@ -167,6 +167,21 @@ async def test_proactive_refresh_before_expiry(fake_clock: FakeClock) -> None:
     assert api.seen == ["Bearer tok-1", "Bearer tok-1", "Bearer tok-2", "Bearer tok-2"]
 
 
+async def test_a_margin_longer_than_the_token_life_refreshes_at_half_life(
+    fake_clock: FakeClock,
+) -> None:
+    """2 s tokens with the default 30 s margin: renewed after 1 s, not on every request."""
+    _, api, client, _ = setup(lambda tc: credentials(tc, clock=fake_clock), expires_in=2.0)
+    async with client:
+        for _ in range(4):
+            await client.get("/a")
+            await fake_clock.advance(0.2)  # t = 0 .. 0.8: still tok-1
+        await fake_clock.advance(0.3)  # t = 1.1: past half its life
+        await client.get("/b")
+        await client.get("/c")
+    assert api.seen == ["Bearer tok-1"] * 4 + ["Bearer tok-2"] * 2
+
+
 async def test_a_401_refreshes_once_and_replays_once() -> None:
     """The token is revoked: one refresh, one replay; if that 401s too, the caller sees it."""
     endpoint, api, client, _ = setup()
