@@ -41,6 +41,8 @@ from ._signals import RateLimitSignal as RateLimitSignal
 from ._signals import RetryDirective as RetryDirective
 from ._signals import SignalContext as SignalContext
 from ._signals import parse_signal as parse_signal
+from ._sync import SyncRateLimitedClient as SyncRateLimitedClient
+from ._sync import SyncRateLimitedTransport as SyncRateLimitedTransport
 from ._throttle import BucketStatistics as BucketStatistics
 from ._throttle import ThrottleStatistics as ThrottleStatistics
 from ._transport import RateLimitedTransport as RateLimitedTransport
@@ -83,6 +85,8 @@ __all__ = [
     "SignalContext",
     "SlidingWindow",
     "StatisticsSource",
+    "SyncRateLimitedClient",
+    "SyncRateLimitedTransport",
     "ThrottleStatistics",
     "Throttled",
     "TokenBucket",

@@ -33,7 +33,7 @@ if typing.TYPE_CHECKING:
     from ._hooks import Hooks
     from ._retry import RetryPolicy
     from ._signals import Dialect
-    from ._throttle import Throttle, ThrottleStatistics
+    from ._throttle import ThrottleCore, ThrottleStatistics
     from ._types import KeyFunc, RateTypes
 
 __all__ = ["RateLimitedClient"]
@@ -143,7 +143,7 @@ class RateLimitedClient(httpx.AsyncClient):
             default_encoding=default_encoding,
         )
         self._shared = shared
-        self._throttle: Throttle = shared.throttle
+        self._throttle: ThrottleCore = shared.throttle
         # httpx keeps the default transport and the mounted ones (explicit mounts
         # and proxies from the environment) in these two attributes; wrapping
         # them all with one throttle keeps a single quota per client.

@@ -179,7 +179,9 @@ class ServerFeedback:
             delay = retry.delay
         else:
             delay = min(self.max_wait, _FALLBACK_PAUSE * 2 ** (self._throttles_in_row - 1))
-        if self.learning and not retry.over_cap:
+        if self.learning and not retry.over_cap and signal.status == 429:
+            # Only a 429 speaks of a rate; a 503 (overload, maintenance) pauses but
+            # teaches nothing about the quota (learning from random 503s collapses it).
             self._learn_from_throttle(now, delay)
         if self._pause(now, now + delay):
             self.new_pauses.append((delay, retry.source))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -81,7 +82,7 @@ class _OAuth2Base(httpx.Auth):
         client_auth: str,
         refresh_margin: float,
         timeout: float,
-        token_client: httpx.AsyncClient | None,
+        token_client: httpx.AsyncClient | httpx.Client | None,
         clock: Clock | None,
     ) -> None:
         if client_auth not in ("basic", "body"):
@@ -107,6 +108,9 @@ class _OAuth2Base(httpx.Auth):
         self.refreshes = 0  # token requests made, for statistics and tests
         self._hooks: list[Dispatcher] = []
         self._due_at = math.inf
+        self._sync_lock = threading.Lock()
+        self._sync_generation = 0
+        self._sync_error: TokenRefreshError | None = None
 
     def _store(self, token: OAuth2Token) -> None:
         """Keep ``token``; it is due ``refresh_margin`` before it expires, but never
@@ -139,7 +143,16 @@ class _OAuth2Base(httpx.Auth):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
-        raise RuntimeError(f"{type(self).__name__} works with async clients (httpx.AsyncClient)")
+        token = self._current_sync()
+        request.headers["Authorization"] = f"{token.token_type} {token.access_token}"
+        request.extensions[AUTH_EXTENSION] = self
+        response = yield request
+        if response.status_code != 401:
+            return
+        response.close()
+        token = self._current_sync(stale=token)
+        request.headers["Authorization"] = f"{token.token_type} {token.access_token}"
+        yield request  # one replay; a second 401 goes to the caller
 
     async def async_auth_flow(
         self, request: httpx.Request
@@ -164,12 +177,73 @@ class _OAuth2Base(httpx.Auth):
         if request.headers.get("Authorization") != header:
             request.headers["Authorization"] = header
 
+    def _due(self, token: OAuth2Token | None, stale: OAuth2Token | None) -> bool:
+        return token is None or token is stale or self._clock_now() >= self._due_at
+
+    def before_send_sync(self, request: httpx.Request) -> None:
+        """Re-attach the token if it became due while the request was queued (threads)."""
+        token = self._current_sync()
+        header = f"{token.token_type} {token.access_token}"
+        if request.headers.get("Authorization") != header:
+            request.headers["Authorization"] = header
+
+    def _current_sync(self, stale: OAuth2Token | None = None) -> OAuth2Token:
+        """The thread-safe twin of ``_current``: one token request at a time; threads
+        that waited for one that failed fail with its error (the next call tries again)."""
+        generation = self._sync_generation
+        with self._sync_lock:
+            token = self._token
+            if not self._due(token, stale):
+                assert token is not None  # noqa: S101
+                return token
+            if self._sync_generation != generation and self._sync_error is not None:
+                raise self._sync_error
+            self._sync_generation += 1
+            started = self._clock_now()
+            try:
+                token = self._parse_or_raise_sync()
+            except TokenRefreshError as error:
+                self._sync_error = error
+                self._report(
+                    TokenEvent(
+                        self._grant_type, False, self._clock_now() - started, None, error.status
+                    )
+                )
+                raise
+            self._sync_error = None
+            self._store(token)
+            self._received(token)
+            self._report_success(token, started)
+            return token
+
+    def _parse_or_raise_sync(self) -> OAuth2Token:
+        data, headers = self._grant()
+        self.refreshes += 1
+        client = self._client
+        try:
+            if isinstance(client, httpx.Client):
+                response = client.post(
+                    self.token_url, data=data, headers=headers, timeout=self.timeout
+                )
+            else:
+                with httpx.Client(timeout=self.timeout) as own:
+                    response = own.post(self.token_url, data=data, headers=headers)
+        except httpx.HTTPError as exc:
+            raise TokenRefreshError(
+                f"the token endpoint could not be reached: {type(exc).__name__}"
+            ) from None
+        return self._parse(response, self._clock_now())
+
+    def _report_success(self, token: OAuth2Token, started: float) -> None:
+        now = self._clock_now()
+        expires_in = token.expires_at - now if math.isfinite(token.expires_at) else None
+        self._report(TokenEvent(self._grant_type, True, now - started, expires_in))
+
     async def _current(self, stale: OAuth2Token | None = None) -> OAuth2Token:
         """A usable token: the cached one, or the answer of the one refresh in flight."""
         while True:
             token = self._token
-            due = token is None or token is stale or self._clock_now() >= self._due_at
-            if not due:
+            if not self._due(token, stale):
                 assert token is not None  # noqa: S101
                 return token
             flight = self._flight
@@ -188,9 +262,7 @@ class _OAuth2Base(httpx.Auth):
             token = await self._fetch()
             self._store(token)
             self._received(token)
-            now = self._clock_now()
-            expires_in = token.expires_at - now if math.isfinite(token.expires_at) else None
-            self._report(TokenEvent(grant, True, now - started, expires_in))
+            self._report_success(token, started)
             return token
         except TokenRefreshError as error:
             flight.error = error
@@ -209,7 +281,7 @@ class _OAuth2Base(httpx.Auth):
         self.refreshes += 1
         client = self._client
         try:
-            if client is None:
+            if not isinstance(client, httpx.AsyncClient):
                 async with httpx.AsyncClient(timeout=self.timeout) as own:
                     response = await own.post(self.token_url, data=data, headers=headers)
             else:
@@ -314,8 +386,9 @@ class OAuth2ClientCredentials(_OAuth2Base):
         refresh_margin: refresh this many seconds before the token expires
             (at most half the token's lifetime, for short-lived tokens).
         timeout: the token request's own timeout in seconds.
-        token_client: the ``httpx.AsyncClient`` for token requests (default: a
-            short-lived one of its own, outside the API's throttle).
+        token_client: the ``httpx.AsyncClient`` (async flow) or ``httpx.Client``
+            (sync flow) for token requests (default: a short-lived one of its
+            own, outside the API's throttle).
         clock: where time comes from (tests).
 
     .. versionadded:: 0.1
@@ -334,7 +407,7 @@ class OAuth2ClientCredentials(_OAuth2Base):
         client_auth: Literal["basic", "body"] = "basic",
         refresh_margin: float = 30.0,
         timeout: float = 10.0,
-        token_client: httpx.AsyncClient | None = None,
+        token_client: httpx.AsyncClient | httpx.Client | None = None,
         clock: Clock | None = None,
     ) -> None:
         super().__init__(
@@ -412,7 +485,7 @@ class OAuth2RefreshToken(_OAuth2Base):
         on_token: Callable[[OAuth2Token], object] | None = None,
         refresh_margin: float = 30.0,
         timeout: float = 10.0,
-        token_client: httpx.AsyncClient | None = None,
+        token_client: httpx.AsyncClient | httpx.Client | None = None,
         clock: Clock | None = None,
     ) -> None:
         super().__init__(

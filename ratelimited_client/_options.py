@@ -11,7 +11,7 @@ from ._errors import ConfigurationError
 from ._rate import normalize_rates
 from ._retry import RetryBudget, RetryPolicy
 from ._signals import DEFAULT_DIALECTS
-from ._throttle import DEFAULT_MAX_WAIT, Throttle
+from ._throttle import DEFAULT_MAX_WAIT, SyncThrottle, Throttle, ThrottleCore
 
 if TYPE_CHECKING:
     from ._signals import Dialect
@@ -53,14 +53,20 @@ def build_throttle(
     learn: bool,
     clock: Clock | None,
     max_wait: float = DEFAULT_MAX_WAIT,
-) -> Throttle:
+    sync: bool = False,
+) -> ThrottleCore:
     """Validate the options (naming the bad one) and build the throttle."""
     for name, flag in (("latency_proof", latency_proof), ("learn", learn)):
         if not isinstance(flag, bool):
             raise ConfigurationError(f"{name} must be True or False, got {flag!r}")
     if clock is not None and not isinstance(clock, Clock):
         raise ConfigurationError(f"clock must have now() and sleep_until(), got {clock!r}")
-    return Throttle(
+    if sync and clock is not None and clock is not MONOTONIC:
+        raise ConfigurationError(
+            "clock is not supported by the sync client: it waits on real time (threads)"
+        )
+    cls = SyncThrottle if sync else Throttle
+    return cls(
         normalize_rates(rate, "rate"),
         max_concurrency=_optional_int("max_concurrency", max_concurrency, minimum=1),
         max_queued=_optional_int("max_queued", max_queued, minimum=0),

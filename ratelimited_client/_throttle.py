@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
@@ -58,7 +59,10 @@ __all__ = [
     "DEFAULT_MAX_WAIT",
     "BucketStatistics",
     "Permit",
+    "SyncPermit",
+    "SyncThrottle",
     "Throttle",
+    "ThrottleCore",
     "ThrottleStatistics",
 ]
 
@@ -221,7 +225,7 @@ class Permit:
 
     def __init__(
         self,
-        throttle: Throttle,
+        throttle: ThrottleCore,
         bucket: _Bucket,
         tickets: list[tuple[Limiter, Ticket]],
         sent_at: float,
@@ -254,7 +258,7 @@ class Permit:
         if self._holding:
             self._holding = False
             self._bucket.holds -= 1
-            self._bucket.kick()
+            self._throttle._kick(self._bucket)
 
     def observe(self, signal: RateLimitSignal, origin: str | None) -> list[tuple[float, str]]:
         """Feed what the server said in this response to the bucket (settles first).
@@ -275,8 +279,13 @@ class Permit:
             self._throttle._release()
 
 
-class Throttle:
-    """Private. The gate: pauses, limiters, concurrency and the queue bound."""
+class ThrottleCore:
+    """Private. The gate's bookkeeping, shared by the async and the sync throttle:
+    buckets, limiters, server feedback, admission, settling and statistics.
+    Subclasses add the waiting (anyio for :class:`Throttle`, threads for the sync one)
+    and the concurrency slots."""
+
+    permit_class: type[Permit] = Permit
 
     def __init__(
         self,
@@ -305,11 +314,180 @@ class Throttle:
         self.clock = clock
         self._buckets: dict[Hashable, _Bucket] = {}
         self._sweep_at = _SWEEP_AFTER
-        self._semaphore = _FifoSemaphore(max_concurrency) if max_concurrency else None
         self._queued = 0
         self._in_flight = 0
         self._admitted = 0
         self._rejected = 0
+
+    # -- admission (the subclass waits) --------------------------------------------
+
+    def _check_cost(self, bucket: _Bucket, cost: float) -> None:
+        limiter = bucket.limiter
+        if limiter is not None and cost > limiter.max_cost:
+            raise ValueError(
+                f"request cost {cost:g} exceeds the largest the quota of bucket {bucket.key!r} "
+                f"can ever admit ({limiter.max_cost:g}); it could never be sent"
+            )
+
+    def _check_queue(self) -> None:
+        if self.max_queued is not None and self._queued >= self.max_queued:
+            self._rejected += 1
+            raise QueueFullError(max_queued=self.max_queued, queued=self._queued)
+
+    def _take_slot(self) -> bool:
+        """Take a concurrency slot now if one is free (and nobody waits for one)."""
+        raise NotImplementedError
+
+    def _give_slot(self) -> None:
+        raise NotImplementedError
+
+    def _kick(self, bucket: _Bucket) -> None:
+        """Something that may shorten the bucket's wait happened: wake its head."""
+        bucket.kick()
+
+    def _wait_time(self, bucket: _Bucket, now: float, cost: float, origin: str | None) -> float:
+        """Seconds until ``cost`` may go on ``bucket`` (``math.inf``: until an answer)."""
+        if bucket.holds:
+            return math.inf  # an answer that may pause the bucket is still being read
+        wait = bucket.limiter.wait_time(now, cost) if bucket.limiter is not None else 0.0
+        wait = max(wait, bucket.feedback.wait_time(now, cost, bucket.outstanding))
+        if origin is not None and self._origin_pauses:
+            wait = max(wait, self._origin_pauses.get(origin, now) - now)
+        return wait
+
+    def _check_too_long(self, bucket: _Bucket, now: float) -> None:
+        feedback = bucket.feedback
+        if feedback.too_long_until > now:
+            raise RetryAfterTooLongError(
+                retry_after=feedback.too_long_until - now, limit=self.max_wait, key=bucket.key
+            )
+
+    def _try_admit(self, bucket: _Bucket, cost: float, origin: str | None) -> Permit | None:
+        now = self.clock.now()
+        if self._wait_time(bucket, now, cost, origin) > 0:
+            return None
+        if not self._take_slot():
+            return None
+        return self._admit(bucket, cost, now)
+
+    def _admit(self, bucket: _Bucket, cost: float, now: float) -> Permit:
+        tickets: list[tuple[Limiter, Ticket]] = []
+        limiter = bucket.limiter
+        if limiter is not None:
+            tickets.append((limiter, limiter.acquire(now, cost, pending=self.latency_proof)))
+        learned = bucket.feedback.learned
+        learned_ticket = bucket.feedback.on_admit(now, cost)
+        if learned is not None and learned_ticket is not None:
+            tickets.append((learned, learned_ticket))
+        bucket.outstanding += 1
+        bucket.admitted += 1
+        self._admitted += 1
+        self._in_flight += 1
+        return self.permit_class(self, bucket, tickets, now)
+
+    # -- the way out --------------------------------------------------------------
+
+    def _settle(self, bucket: _Bucket, tickets: list[tuple[Limiter, Ticket]]) -> None:
+        bucket.outstanding -= 1
+        now = self.clock.now()
+        for limiter, ticket in tickets:
+            limiter.settle(ticket, now)
+        # A slot got its date, or the learning window has room again: re-evaluate.
+        self._kick(bucket)
+
+    def _observe(
+        self, bucket: _Bucket, signal: RateLimitSignal, sent_at: float, origin: str | None
+    ) -> list[tuple[float, str]]:
+        feedback = bucket.feedback
+        until = feedback.observe(signal, sent_at=sent_at, others_in_flight=bucket.outstanding)
+        if until is not None and origin is not None:
+            self._origin_pauses[origin] = max(self._origin_pauses.get(origin, until), until)
+        self._kick(bucket)
+        return feedback.take_pauses() if feedback.new_pauses else []
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+        self._give_slot()
+
+    # -- buckets and statistics ---------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting right now."""
+        return self._queued
+
+    def _bucket(self, key: Hashable) -> _Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self._sweep_at:
+                self._sweep()
+            feedback = ServerFeedback(
+                configured_rate=self._pacing_rate,
+                learning=self.learn and not self.rates,
+                rng=self.rng,
+                max_wait=self.max_wait,
+            )
+            bucket = self._buckets[key] = _Bucket(key, build_limiter(self.rates), feedback)
+        return bucket
+
+    def _sweep(self) -> None:
+        """Forget buckets that hold nothing, so per-key state cannot grow without bound."""
+        now = self.clock.now()
+        for key, bucket in list(self._buckets.items()):
+            idle = bucket.limiter is None or bucket.limiter.is_idle(now)
+            if (
+                idle
+                and bucket.live == 0
+                and bucket.outstanding == 0
+                and bucket.feedback.is_idle(now)
+            ):
+                del self._buckets[key]
+        self._sweep_at = max(_SWEEP_AFTER, 2 * len(self._buckets))
+
+    def statistics(self) -> ThrottleStatistics:
+        now = self.clock.now()
+        buckets = {
+            str(key): BucketStatistics(
+                key=str(key),
+                waiting=bucket.live,
+                used=bucket.limiter.used(now) if bucket.limiter is not None else 0.0,
+                admitted=bucket.admitted,
+                paused_for=max(0.0, bucket.feedback.pause_until - now),
+                learned_rate=bucket.feedback.learned_rate,
+            )
+            for key, bucket in self._buckets.items()
+        }
+        return ThrottleStatistics(
+            in_flight=self._in_flight,
+            queued=self._queued,
+            max_concurrency=self.max_concurrency,
+            max_queued=self.max_queued,
+            admitted=self._admitted,
+            rejected=self._rejected,
+            buckets=buckets,
+        )
+
+    def __repr__(self) -> str:
+        rates = ", ".join(str(spec) for spec in self.rates) or "no local limit"
+        return (
+            f"<Throttle {rates} in_flight={self._in_flight} queued={self._queued} "
+            f"buckets={len(self._buckets)} latency_proof={self.latency_proof}>"
+        )
+
+
+class Throttle(ThrottleCore):
+    """Private. The gate for async code: waits with anyio (asyncio or trio)."""
+
+    def __init__(self, rates: tuple[LimitSpec, ...], **options: Any) -> None:
+        super().__init__(rates, **options)
+        self._semaphore = _FifoSemaphore(self.max_concurrency) if self.max_concurrency else None
+
+    def _take_slot(self) -> bool:
+        return self._semaphore is None or self._semaphore.try_acquire()
+
+    def _give_slot(self) -> None:
+        if self._semaphore is not None:
+            self._semaphore.release()
 
     # -- the way in ---------------------------------------------------------------
 
@@ -334,64 +512,17 @@ class Throttle:
         """
         bucket = self._bucket(key)
         self._check_too_long(bucket, self.clock.now())
-        limiter = bucket.limiter
-        if limiter is not None and cost > limiter.max_cost:
-            raise ValueError(
-                f"request cost {cost:g} exceeds the largest the quota of bucket {key!r} "
-                f"can ever admit ({limiter.max_cost:g}); it could never be sent"
-            )
+        self._check_cost(bucket, cost)
         if bucket.live == 0:
             permit = self._try_admit(bucket, cost, origin)
             if permit is not None:
                 return permit
-        if self.max_queued is not None and self._queued >= self.max_queued:
-            self._rejected += 1
-            raise QueueFullError(max_queued=self.max_queued, queued=self._queued)
+        self._check_queue()
         self._queued += 1
         try:
             return await self._wait_in_line(bucket, cost, origin, deadline)
         finally:
             self._queued -= 1
-
-    def _wait_time(self, bucket: _Bucket, now: float, cost: float, origin: str | None) -> float:
-        """Seconds until ``cost`` may go on ``bucket`` (``math.inf``: until an answer)."""
-        if bucket.holds:
-            return math.inf  # an answer that may pause the bucket is still being read
-        wait = bucket.limiter.wait_time(now, cost) if bucket.limiter is not None else 0.0
-        wait = max(wait, bucket.feedback.wait_time(now, cost, bucket.outstanding))
-        if origin is not None and self._origin_pauses:
-            wait = max(wait, self._origin_pauses.get(origin, now) - now)
-        return wait
-
-    def _check_too_long(self, bucket: _Bucket, now: float) -> None:
-        feedback = bucket.feedback
-        if feedback.too_long_until > now:
-            raise RetryAfterTooLongError(
-                retry_after=feedback.too_long_until - now, limit=self.max_wait, key=bucket.key
-            )
-
-    def _try_admit(self, bucket: _Bucket, cost: float, origin: str | None) -> Permit | None:
-        now = self.clock.now()
-        if self._wait_time(bucket, now, cost, origin) > 0:
-            return None
-        if self._semaphore is not None and not self._semaphore.try_acquire():
-            return None
-        return self._admit(bucket, cost, now)
-
-    def _admit(self, bucket: _Bucket, cost: float, now: float) -> Permit:
-        tickets: list[tuple[Limiter, Ticket]] = []
-        limiter = bucket.limiter
-        if limiter is not None:
-            tickets.append((limiter, limiter.acquire(now, cost, pending=self.latency_proof)))
-        learned = bucket.feedback.learned
-        learned_ticket = bucket.feedback.on_admit(now, cost)
-        if learned is not None and learned_ticket is not None:
-            tickets.append((learned, learned_ticket))
-        bucket.outstanding += 1
-        bucket.admitted += 1
-        self._admitted += 1
-        self._in_flight += 1
-        return Permit(self, bucket, tickets, now)
 
     async def _wait_in_line(
         self, bucket: _Bucket, cost: float, origin: str | None, deadline: float | None
@@ -474,92 +605,125 @@ class Throttle:
             assert head.event is not None  # noqa: S101 - non-heads always have one
             head.event.set()
 
-    # -- the way out --------------------------------------------------------------
 
-    def _settle(self, bucket: _Bucket, tickets: list[tuple[Limiter, Ticket]]) -> None:
-        bucket.outstanding -= 1
-        now = self.clock.now()
-        for limiter, ticket in tickets:
-            limiter.settle(ticket, now)
-        # A slot got its date, or the learning window has room again: re-evaluate.
-        bucket.kick()
+class SyncPermit(Permit):
+    """Private. A permit of the sync throttle: every change under its lock."""
 
-    def _observe(
-        self, bucket: _Bucket, signal: RateLimitSignal, sent_at: float, origin: str | None
-    ) -> list[tuple[float, str]]:
-        feedback = bucket.feedback
-        until = feedback.observe(signal, sent_at=sent_at, others_in_flight=bucket.outstanding)
-        if until is not None and origin is not None:
-            self._origin_pauses[origin] = max(self._origin_pauses.get(origin, until), until)
-        bucket.kick()
-        return feedback.take_pauses() if feedback.new_pauses else []
+    __slots__ = ()
 
-    def _release(self) -> None:
-        self._in_flight -= 1
-        if self._semaphore is not None:
-            self._semaphore.release()
+    def settle(self) -> None:
+        with self._throttle._lock:  # type: ignore[attr-defined]
+            super().settle()
 
-    # -- buckets and statistics ---------------------------------------------------
+    def hold(self) -> None:
+        with self._throttle._lock:  # type: ignore[attr-defined]
+            super().hold()
 
-    @property
-    def queued(self) -> int:
-        """Requests waiting right now."""
-        return self._queued
+    def observe(self, signal: RateLimitSignal, origin: str | None) -> list[tuple[float, str]]:
+        with self._throttle._lock:  # type: ignore[attr-defined]
+            return super().observe(signal, origin)
 
-    def _bucket(self, key: Hashable) -> _Bucket:
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            if len(self._buckets) >= self._sweep_at:
-                self._sweep()
-            feedback = ServerFeedback(
-                configured_rate=self._pacing_rate,
-                learning=self.learn and not self.rates,
-                rng=self.rng,
-                max_wait=self.max_wait,
-            )
-            bucket = self._buckets[key] = _Bucket(key, build_limiter(self.rates), feedback)
-        return bucket
+    def release(self) -> None:
+        with self._throttle._lock:  # type: ignore[attr-defined]
+            super().release()
 
-    def _sweep(self) -> None:
-        """Forget buckets that hold nothing, so per-key state cannot grow without bound."""
-        now = self.clock.now()
-        for key, bucket in list(self._buckets.items()):
-            idle = bucket.limiter is None or bucket.limiter.is_idle(now)
-            if (
-                idle
-                and bucket.live == 0
-                and bucket.outstanding == 0
-                and bucket.feedback.is_idle(now)
-            ):
-                del self._buckets[key]
-        self._sweep_at = max(_SWEEP_AFTER, 2 * len(self._buckets))
+
+class SyncThrottle(ThrottleCore):
+    """Private. The gate for threads (and gevent greenlets, once gevent has patched
+    ``threading``): the same bookkeeping as :class:`Throttle`, waiting on one
+    condition variable. Each bucket serves its queue in order; the head sleeps
+    until the limiter's next slot or until something changes (a slot settles,
+    an answer arrives, a concurrency slot frees), never polling."""
+
+    permit_class = SyncPermit
+
+    def __init__(self, rates: tuple[LimitSpec, ...], **options: Any) -> None:
+        super().__init__(rates, **options)
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._slots_in_use = 0
+
+    # -- concurrency slots (under the lock) -----------------------------------------
+
+    def _take_slot(self) -> bool:
+        if self.max_concurrency is None:
+            return True
+        if self._slots_in_use < self.max_concurrency:
+            self._slots_in_use += 1
+            return True
+        return False
+
+    def _give_slot(self) -> None:
+        if self.max_concurrency is not None:
+            self._slots_in_use -= 1
+            self._changed.notify_all()
+
+    def _kick(self, bucket: _Bucket) -> None:
+        self._changed.notify_all()
+
+    # -- the way in -----------------------------------------------------------------
+
+    def acquire_sync(
+        self,
+        key: Hashable,
+        cost: float = 1.0,
+        *,
+        origin: str | None = None,
+        deadline: float | None = None,
+    ) -> Permit:
+        """Block until a request of ``cost`` on bucket ``key`` may be sent (see
+        :meth:`Throttle.acquire`; same errors)."""
+        with self._lock:
+            bucket = self._bucket(key)
+            self._check_too_long(bucket, self.clock.now())
+            self._check_cost(bucket, cost)
+            if bucket.live == 0:
+                permit = self._try_admit(bucket, cost, origin)
+                if permit is not None:
+                    return permit
+            self._check_queue()
+            waiter = _Waiter()
+            bucket.waiters.append(waiter)
+            bucket.live += 1
+            self._queued += 1
+            try:
+                return self._wait_turn(bucket, waiter, cost, origin, deadline)
+            finally:
+                self._queued -= 1
+                bucket.live -= 1
+                if bucket.waiters and bucket.waiters[0] is waiter:
+                    bucket.waiters.popleft()
+                else:
+                    bucket.waiters.remove(waiter)
+                self._changed.notify_all()  # the next in line may go
+
+    def _wait_turn(
+        self,
+        bucket: _Bucket,
+        waiter: _Waiter,
+        cost: float,
+        origin: str | None,
+        deadline: float | None,
+    ) -> Permit:
+        while True:
+            if bucket.waiters[0] is not waiter:
+                self._changed.wait()
+                continue
+            now = self.clock.now()
+            self._check_too_long(bucket, now)
+            wait = self._wait_time(bucket, now, cost, origin)
+            if wait <= 0:
+                if self._take_slot():
+                    return self._admit(bucket, cost, now)
+                self._changed.wait()  # a slot frees: notified
+                continue
+            if deadline is not None and math.isfinite(wait) and now + wait > deadline:
+                raise DeadlineExceededError(
+                    deadline=deadline - now,
+                    reason=f"the throttle's next slot is {wait:.3f} s away",
+                )
+            self._changed.wait(None if math.isinf(wait) else wait)
 
     def statistics(self) -> ThrottleStatistics:
-        now = self.clock.now()
-        buckets = {
-            str(key): BucketStatistics(
-                key=str(key),
-                waiting=bucket.live,
-                used=bucket.limiter.used(now) if bucket.limiter is not None else 0.0,
-                admitted=bucket.admitted,
-                paused_for=max(0.0, bucket.feedback.pause_until - now),
-                learned_rate=bucket.feedback.learned_rate,
-            )
-            for key, bucket in self._buckets.items()
-        }
-        return ThrottleStatistics(
-            in_flight=self._in_flight,
-            queued=self._queued,
-            max_concurrency=self.max_concurrency,
-            max_queued=self.max_queued,
-            admitted=self._admitted,
-            rejected=self._rejected,
-            buckets=buckets,
-        )
-
-    def __repr__(self) -> str:
-        rates = ", ".join(str(spec) for spec in self.rates) or "no local limit"
-        return (
-            f"<Throttle {rates} in_flight={self._in_flight} queued={self._queued} "
-            f"buckets={len(self._buckets)} latency_proof={self.latency_proof}>"
-        )
+        with self._lock:
+            return super().statistics()

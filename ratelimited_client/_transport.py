@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import time
+import typing
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
 
     from ._clock import Clock
     from ._signals import Dialect
-    from ._throttle import Permit, Throttle, ThrottleStatistics
+    from ._throttle import Permit, Throttle, ThrottleCore, ThrottleStatistics
     from ._types import KeyFunc, RateTypes
 
 __all__ = ["ClientState", "RateLimitedTransport", "origin_key"]
@@ -124,7 +125,7 @@ class _PermitStream(httpx.AsyncByteStream):
 class ClientState:
     """Private. What every transport of one client shares: one quota, one budget, the hooks."""
 
-    throttle: Throttle
+    throttle: ThrottleCore
     key: KeyFunc
     dialects: tuple[Dialect, ...]
     retry: RetryPolicy | None
@@ -145,6 +146,7 @@ class ClientState:
         dialects: Sequence[Dialect] | None,
         metrics: Hooks | Sequence[Hooks] | None,
         clock: Clock | None,
+        sync: bool = False,
     ) -> ClientState:
         """Validate every throttle option (naming the bad one) and build the state."""
         throttle = build_throttle(
@@ -155,6 +157,7 @@ class ClientState:
             learn=learn,
             max_wait=check_retry(retry),
             clock=clock,
+            sync=sync,
         )
         return cls(
             throttle=throttle,
@@ -174,7 +177,163 @@ class ClientState:
         )
 
 
-class RateLimitedTransport(httpx.AsyncBaseTransport):
+class _TransportCore:
+    """Private. What the async and the sync transport share: options, keys, signals."""
+
+    _shared: ClientState
+    _throttle: ThrottleCore
+    _key: KeyFunc
+    _dialects: tuple[Dialect, ...]
+    _retry: RetryPolicy | None
+    _budget: RetryBudget | None
+    _hooks: Dispatcher
+
+    def _init_state(self, shared: ClientState) -> None:
+        self._shared = shared
+        self._throttle = shared.throttle
+        self._key = shared.key
+        self._dialects = shared.dialects
+        self._retry = shared.retry
+        self._budget = shared.budget
+        self._hooks = shared.hooks
+
+    def statistics(self) -> ThrottleStatistics:
+        """A snapshot of the throttle: in flight, queued, per-bucket usage, budget left."""
+        return self._shared.statistics()
+
+    def _bucket_key(self, request: httpx.Request) -> Hashable:
+        override = request.extensions.get(KEY_EXTENSION)
+        return override if override is not None else self._key(request)
+
+    def _read_signal(
+        self, response: httpx.Response, body: object, received_at: float, wall_now: float
+    ) -> RateLimitSignal:
+        try:
+            return parse_signal(
+                response.status_code,
+                response.headers,
+                body=body,
+                received_at=received_at,
+                wall_now=wall_now,
+                max_wait=self._throttle.max_wait,
+                dialects=self._dialects,
+            )
+        except Exception:  # the parser promises not to raise; a request never breaks on it
+            logger.debug("rate-limit headers could not be read", exc_info=True)
+            return RateLimitSignal(
+                status=response.status_code,
+                received_at=received_at,
+                quotas=(),
+                retry=None,
+                throttled=False,
+                dialects=(),
+                cached=False,
+            )
+
+
+class _Try:
+    """Private. One attempt's bookkeeping and events, the same for async and sync."""
+
+    __slots__ = (
+        "asked",
+        "attempt",
+        "bucket",
+        "clock",
+        "core",
+        "cost",
+        "key",
+        "origin",
+        "received_at",
+        "request",
+        "route",
+        "sent",
+        "wall_now",
+    )
+
+    def __init__(self, core: _TransportCore, request: httpx.Request, attempt: int) -> None:
+        self.core = core
+        self.request = request
+        self.attempt = attempt
+        self.cost = request_cost(request.extensions)
+        self.origin = origin_key(request)
+        self.key = core._bucket_key(request)
+        self.clock = core._throttle.clock
+        self.asked = self.clock.now()
+        self.bucket = ""
+        self.route: str | None = None
+        self.sent = self.received_at = self.wall_now = 0.0
+
+    def admitted(self, permit: Permit) -> None:
+        self.bucket = str(self.key)
+        self.route = _route(self.request)
+        waited = permit.sent_at - self.asked
+        throttle = self.core._throttle
+        self.core._hooks.emit(
+            "on_throttled", Throttled(self.bucket, self.route, waited, throttle.queued)
+        )
+
+    def sending(self) -> None:
+        request = self.request
+        self.core._hooks.emit(
+            "on_request_sent",
+            RequestSent(request.method, request.url.path, self.bucket, self.route, self.attempt),
+        )
+        self.sent = self.clock.now()
+
+    def failed(self, exc: Exception) -> None:
+        self._completed(None, self.clock.now() - self.sent, type(exc).__name__, throttled=False)
+
+    def received(self) -> None:
+        self.received_at = self.clock.now()
+        self.wall_now = time.time()
+
+    def answered(self, response: httpx.Response, body: object, permit: Permit) -> RateLimitSignal:
+        """Read the answer's signal, feed it to the bucket, report it. (Settles first.)"""
+        core = self.core
+        signal = core._read_signal(response, body, self.received_at, self.wall_now)
+        pauses = permit.observe(signal, self.origin)
+        hooks = core._hooks
+        self._completed(
+            response.status_code, self.received_at - self.sent, None, throttled=signal.throttled
+        )
+        for quota in signal.quotas:
+            reset_in = None if quota.reset_at is None else quota.reset_at - self.received_at
+            hooks.emit(
+                "on_quota",
+                QuotaObserved(
+                    self.bucket,
+                    quota.name,
+                    quota.dialect,
+                    quota.limit,
+                    quota.remaining,
+                    reset_in,
+                ),
+            )
+        for delay, source in pauses:
+            hooks.emit("on_paused", Paused(self.bucket, delay, source))
+        return signal
+
+    def _completed(
+        self, status: int | None, duration: float, error: str | None, *, throttled: bool
+    ) -> None:
+        request = self.request
+        self.core._hooks.emit(
+            "on_request_completed",
+            RequestCompleted(
+                request.method,
+                request.url.path,
+                self.bucket,
+                self.route,
+                self.attempt,
+                status,
+                duration,
+                error,
+                throttled,
+            ),
+        )
+
+
+class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
     """An httpx transport that sends through a throttle: never over the quota.
 
     Wraps another transport (by default ``httpx.AsyncHTTPTransport()``). Every
@@ -265,13 +424,7 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
 
     def _init(self, transport: httpx.AsyncBaseTransport, shared: ClientState) -> None:
         self._transport = transport
-        self._shared = shared
-        self._throttle = shared.throttle
-        self._key = shared.key
-        self._dialects = shared.dialects
-        self._retry = shared.retry
-        self._budget = shared.budget
-        self._hooks = shared.hooks
+        self._init_state(shared)
 
     @classmethod
     def _sharing(
@@ -287,14 +440,6 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         """The wrapped transport that really sends."""
         return self._transport
 
-    def statistics(self) -> ThrottleStatistics:
-        """A snapshot of the throttle: in flight, queued, per-bucket usage, budget left."""
-        return self._shared.statistics()
-
-    def _bucket_key(self, request: httpx.Request) -> Hashable:
-        override = request.extensions.get(KEY_EXTENSION)
-        return override if override is not None else self._key(request)
-
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         policy = self._retry
         if policy is None or policy.attempts == 1:
@@ -306,48 +451,22 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         self, request: httpx.Request, deadline: float | None, attempt: int = 1
     ) -> tuple[httpx.Response, RateLimitSignal]:
         """One try: through the throttle, to the wire, and the answer read back."""
-        cost = request_cost(request.extensions)
-        origin = origin_key(request)
-        key = self._bucket_key(request)
-        throttle = self._throttle
-        clock = throttle.clock
-        hooks = self._hooks
-        asked = clock.now()
-        permit = await throttle.acquire(key, cost, origin=origin, deadline=deadline)
-        bucket = str(key)
-        route = _route(request)
-        method = request.method
-        path = request.url.path
-        hooks.emit(
-            "on_throttled", Throttled(bucket, route, permit.sent_at - asked, throttle.queued)
-        )
+        step = _Try(self, request, attempt)
+        throttle = typing.cast("Throttle", self._throttle)
+        permit = await throttle.acquire(step.key, step.cost, origin=step.origin, deadline=deadline)
+        step.admitted(permit)
         try:
             auth = request.extensions.get(AUTH_EXTENSION)
             if auth is not None:
-                auth.attach_hooks(hooks)
+                auth.attach_hooks(self._hooks)
                 await auth.before_send(request)
-            hooks.emit("on_request_sent", RequestSent(method, path, bucket, route, attempt))
-            sent = clock.now()
+            step.sending()
             try:
                 response = await self._transport.handle_async_request(request)
             except Exception as exc:
-                hooks.emit(
-                    "on_request_completed",
-                    RequestCompleted(
-                        method,
-                        path,
-                        bucket,
-                        route,
-                        attempt,
-                        None,
-                        clock.now() - sent,
-                        type(exc).__name__,
-                        False,
-                    ),
-                )
+                step.failed(exc)
                 raise
-            received_at = clock.now()
-            wall_now = time.time()
+            step.received()
             if _wants_body(response):
                 # The answer may pause the bucket: nobody leaves until it is read.
                 permit.hold()
@@ -358,67 +477,13 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         except BaseException:
             permit.release()
             raise
-        signal = self._read_signal(response, body, received_at, wall_now)
-        pauses = permit.observe(signal, origin)
-        hooks.emit(
-            "on_request_completed",
-            RequestCompleted(
-                method,
-                path,
-                bucket,
-                route,
-                attempt,
-                response.status_code,
-                received_at - sent,
-                None,
-                signal.throttled,
-            ),
-        )
-        for quota in signal.quotas:
-            hooks.emit(
-                "on_quota",
-                QuotaObserved(
-                    bucket,
-                    quota.name,
-                    quota.dialect,
-                    quota.limit,
-                    quota.remaining,
-                    None if quota.reset_at is None else quota.reset_at - received_at,
-                ),
-            )
-        for delay, source in pauses:
-            hooks.emit("on_paused", Paused(bucket, delay, source))
+        signal = step.answered(response, body, permit)
         if response.is_closed or not isinstance(response.stream, httpx.AsyncByteStream):
             # Already read (an in-memory or small rejected body) or sync-only: nothing to hold.
             permit.release()
         else:
             response.stream = _PermitStream(response.stream, permit)
         return response, signal
-
-    def _read_signal(
-        self, response: httpx.Response, body: object, received_at: float, wall_now: float
-    ) -> RateLimitSignal:
-        try:
-            return parse_signal(
-                response.status_code,
-                response.headers,
-                body=body,
-                received_at=received_at,
-                wall_now=wall_now,
-                max_wait=self._throttle.max_wait,
-                dialects=self._dialects,
-            )
-        except Exception:  # the parser promises not to raise; a request never breaks on it
-            logger.debug("rate-limit headers could not be read", exc_info=True)
-            return RateLimitSignal(
-                status=response.status_code,
-                received_at=received_at,
-                quotas=(),
-                retry=None,
-                throttled=False,
-                dialects=(),
-                cached=False,
-            )
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -439,11 +504,11 @@ class RateLimitedTransport(httpx.AsyncBaseTransport):
         return f"<RateLimitedTransport {self._throttle!r} over {type(self._transport).__name__}>"
 
 
-class _Call:
-    """Private. One call with retries: a ``tenacity.AsyncRetrying`` over ``_attempt``."""
+class _CallCore:
+    """Private. One call with retries: tenacity strategies shared by async and sync."""
 
     def __init__(
-        self, transport: RateLimitedTransport, policy: RetryPolicy, request: httpx.Request
+        self, transport: _TransportCore, policy: RetryPolicy, request: httpx.Request
     ) -> None:
         self.transport = transport
         self.policy = policy
@@ -466,26 +531,7 @@ class _Call:
         ):
             request.headers[policy.idempotency_header] = uuid.uuid4().hex
 
-    async def run(self) -> httpx.Response:
-        retrying = tenacity.AsyncRetrying(
-            stop=self._stop,
-            wait=self._wait,
-            retry=self._retry,
-            sleep=self._sleep,
-            before_sleep=self._before_sleep,
-            retry_error_callback=self._give_up,
-            reraise=True,
-        )
-        if self.budget is not None:
-            self.budget.record_request(self.started)
-        if self.deadline is None:
-            response: httpx.Response
-            response, _ = await retrying(self._attempt)
-            return response
-        with self.clock.cancel_scope(self.deadline) as scope:
-            response, _ = await retrying(self._attempt)
-            return response
-        assert scope.cancelled_caught  # noqa: S101 - only a passed deadline gets here
+    def _deadline_passed(self) -> DeadlineExceededError:
         event = RetryEvent(
             attempt=self.attempts,
             reason="deadline",
@@ -497,14 +543,24 @@ class _Call:
         )
         self.hooks.emit("on_give_up", event)
         _emit(self.policy.on_give_up, event)
-        raise DeadlineExceededError(deadline=self.policy.deadline or 0.0, reason="it passed")
+        return DeadlineExceededError(deadline=self.policy.deadline or 0.0, reason="it passed")
 
-    async def _attempt(self) -> tuple[httpx.Response, RateLimitSignal]:
-        self.attempts += 1
-        response, signal = await self.transport._attempt(self.request, self.deadline, self.attempts)
+    def _strategies(self) -> dict[str, typing.Any]:
+        if self.budget is not None:
+            self.budget.record_request(self.started)
+        return {
+            "stop": self._stop,
+            "wait": self._wait,
+            "retry": self._retry,
+            "retry_error_callback": self._give_up,
+            "reraise": True,
+        }
+
+    def _checked(
+        self, response: httpx.Response, signal: RateLimitSignal
+    ) -> tuple[httpx.Response, RateLimitSignal]:
         retry = signal.retry
         if signal.throttled and retry is not None and retry.over_cap:
-            await response.aclose()
             raise RetryAfterTooLongError(
                 retry_after=retry.requested or 0.0, limit=self.policy.max_retry_after
             )
@@ -551,16 +607,13 @@ class _Call:
             return True
         return False
 
-    async def _sleep(self, seconds: float) -> None:
-        await self.clock.sleep_until(self.clock.now() + seconds)
-
-    async def _before_sleep(self, state: tenacity.RetryCallState) -> None:
+    def _retrying(self, state: tenacity.RetryCallState) -> tuple[httpx.Response | None, RetryEvent]:
+        """Before a retry's wait: its event, reported (the caller closes the response)."""
         response, _, _ = self._outcome(state)
-        if response is not None:
-            await response.aclose()  # a retried response is closed, its slots given back
         event = self._event(state, response, state.upcoming_sleep)
         self.hooks.emit("on_retry", event)
         _emit(self.policy.on_retry, event)
+        return response, event
 
     def _event(
         self, state: tenacity.RetryCallState, response: httpx.Response | None, wait: float
@@ -589,6 +642,43 @@ class _Call:
         assert response is not None  # noqa: S101
         assert signal is not None  # noqa: S101
         return response, signal
+
+
+class _Call(_CallCore):
+    """Private. The async call: ``tenacity.AsyncRetrying`` over the transport's attempts."""
+
+    transport: RateLimitedTransport
+
+    async def run(self) -> httpx.Response:
+        retrying = tenacity.AsyncRetrying(
+            sleep=self._sleep, before_sleep=self._before_sleep, **self._strategies()
+        )
+        response: httpx.Response
+        if self.deadline is None:
+            response, _ = await retrying(self._attempt)
+            return response
+        with self.clock.cancel_scope(self.deadline) as scope:
+            response, _ = await retrying(self._attempt)
+            return response
+        assert scope.cancelled_caught  # noqa: S101 - only a passed deadline gets here
+        raise self._deadline_passed()
+
+    async def _attempt(self) -> tuple[httpx.Response, RateLimitSignal]:
+        self.attempts += 1
+        response, signal = await self.transport._attempt(self.request, self.deadline, self.attempts)
+        try:
+            return self._checked(response, signal)
+        except RetryAfterTooLongError:
+            await response.aclose()
+            raise
+
+    async def _sleep(self, seconds: float) -> None:
+        await self.clock.sleep_until(self.clock.now() + seconds)
+
+    async def _before_sleep(self, state: tenacity.RetryCallState) -> None:
+        response, _ = self._retrying(state)
+        if response is not None:
+            await response.aclose()  # a retried response is closed, its slots given back
 
 
 def _emit(hook: Callable[[RetryEvent], object] | None, event: RetryEvent) -> None:

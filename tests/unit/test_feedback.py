@@ -186,6 +186,22 @@ async def test_learns_from_429s_when_the_server_says_nothing_else(fake_clock: Fa
     assert statuses[-25:] == [200] * 25
 
 
+async def test_random_503s_pause_but_teach_no_rate(fake_clock: FakeClock) -> None:
+    """Every fifth answer a 503 + Retry-After (overload, not a quota): the bucket
+    pauses each time, but no limit is learned from it."""
+
+    def reply(n: int, now: float) -> httpx.Response:
+        if n % 5 == 0:
+            return httpx.Response(503, headers={"Retry-After": "1"})
+        return httpx.Response(200)
+
+    upstream = Upstream(fake_clock, reply)
+    async with make_client(fake_clock, upstream) as client:
+        statuses = await fire(client, fake_clock, 20)
+        assert client.statistics().buckets["http://api.test:80"].learned_rate is None
+    assert statuses.count(503) == 4
+
+
 async def test_origin_wide_pause_holds_every_bucket_of_that_origin(fake_clock: FakeClock) -> None:
     """A 503 with Retry-After (maintenance) pauses all buckets on that host, not others."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -17,6 +18,7 @@ from ratelimited_client import (
     OAuth2RefreshToken,
     OAuth2Token,
     RateLimitedClient,
+    SyncRateLimitedClient,
     TokenRefreshError,
 )
 
@@ -43,11 +45,24 @@ class TokenEndpoint:
         self.reused_refresh: list[str] = []
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.gate is not None:
+            self._record(request)
+            await self.gate.wait()
+            return self._answer(request, recorded=True)
+        return self._answer(request)
+
+    def sync(self, request: httpx.Request) -> httpx.Response:
+        """The same endpoint for a sync ``httpx.Client``."""
+        return self._answer(request)
+
+    def _record(self, request: httpx.Request) -> dict[str, str]:
         form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
         self.forms.append(form)
         self.auth_headers.append(request.headers.get("authorization"))
-        if self.gate is not None:
-            await self.gate.wait()
+        return form
+
+    def _answer(self, request: httpx.Request, *, recorded: bool = False) -> httpx.Response:
+        form = self.forms[-1] if recorded else self._record(request)
         if self.refused:
             raise httpx.ConnectError("refused", request=request)
         if self.fail is not None:
@@ -102,6 +117,15 @@ def setup(
         learn=False,
     )
     return endpoint, api, client, auth
+
+
+def credentials_sync(token_client: httpx.Client) -> OAuth2ClientCredentials:
+    return OAuth2ClientCredentials(
+        "https://auth.test/oauth/token",
+        client_id="app",
+        client_secret=SECRET,
+        token_client=token_client,
+    )
 
 
 def credentials(token_client: httpx.AsyncClient, **options: Any) -> OAuth2ClientCredentials:
@@ -332,9 +356,42 @@ def test_bad_configuration_names_the_option(options: dict[str, Any], name: str) 
     assert SECRET not in str(info.value)
 
 
-def test_sync_clients_get_a_clear_error() -> None:
-    """The async flow only: a sync httpx.Client is told so."""
-    auth = OAuth2ClientCredentials("https://auth.test/token", client_id="a", client_secret="b")
-    with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as sync:
-        with pytest.raises(RuntimeError, match="async"):
-            sync.get("http://api.test/", auth=auth)
+def test_sync_flow_refreshes_once_for_many_threads_and_replays_a_401() -> None:
+    """The sync flow: 16 threads find no token, one token request; a revoked token gets
+    one refresh and one replay."""
+    endpoint = TokenEndpoint()
+    token_client = httpx.Client(transport=httpx.MockTransport(endpoint.sync))
+    auth = credentials_sync(token_client)
+    api = Api(endpoint)
+    client = SyncRateLimitedClient(
+        base_url="http://api.test",
+        transport=httpx.MockTransport(api),
+        auth=auth,
+        retry=None,
+        learn=False,
+    )
+    with client, ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(lambda _: client.get("/docs").status_code, range(64)))
+        assert statuses == [200] * 64
+        assert endpoint.issued == 1
+        api.revoked.add("tok-1")
+        assert client.get("/docs").status_code == 200
+    assert endpoint.issued == 2
+    assert api.seen[-2:] == ["Bearer tok-1", "Bearer tok-2"]
+
+
+def test_sync_flow_failure_reaches_the_waiters_then_recovers() -> None:
+    endpoint = TokenEndpoint()
+    endpoint.fail = 503
+    token_client = httpx.Client(transport=httpx.MockTransport(endpoint.sync))
+    auth = credentials_sync(token_client)
+    api = Api(endpoint)
+    with SyncRateLimitedClient(
+        base_url="http://api.test", transport=httpx.MockTransport(api), auth=auth, retry=None
+    ) as client:
+        with pytest.raises(TokenRefreshError) as caught:
+            client.get("/docs")
+        assert caught.value.status == 503
+        assert SECRET not in str(caught.value)
+        endpoint.fail = None
+        assert client.get("/docs").status_code == 200

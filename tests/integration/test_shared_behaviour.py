@@ -1,0 +1,285 @@
+"""One set of behavioural cases, run through the async client on asyncio and on trio
+and through the sync client on threads, against the mock upstream over real sockets.
+
+Each case is written once against a ``Driver``, which builds the client of its
+kind (``RateLimitedClient`` / ``SyncRateLimitedClient``, or a plain httpx client
+over the matching transport), fires ``total`` requests from ``concurrency``
+tasks or threads, and reports what came back.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+import pytest
+
+from ratelimited_client import (
+    OAuth2ClientCredentials,
+    PrometheusMetrics,
+    QueueFullError,
+    Rate,
+    RateLimitedClient,
+    RateLimitedTransport,
+    RetryPolicy,
+    SyncRateLimitedClient,
+    SyncRateLimitedTransport,
+)
+
+if TYPE_CHECKING:
+    from ratelimited_client.testing.pytest_plugin import MockAPIServerFactory
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Run:
+    statuses: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+    in_flight_after: int = -1
+    queued_after: int = -1
+
+
+class Driver:
+    """Fires requests through one client of a kind; subclasses pick the kind."""
+
+    name = ""
+
+    def run(
+        self,
+        url: str,
+        total: int,
+        concurrency: int,
+        *,
+        plain_with_transport: bool = False,
+        **options: Any,
+    ) -> Run:
+        raise NotImplementedError
+
+
+class AsyncDriver(Driver):
+    def __init__(self, backend: str) -> None:
+        self.name = backend
+
+    def run(
+        self,
+        url: str,
+        total: int,
+        concurrency: int,
+        *,
+        plain_with_transport: bool = False,
+        **options: Any,
+    ) -> Run:
+        async def main() -> Run:
+            result = Run()
+            todo = iter(range(total))
+            client: httpx.AsyncClient
+            if plain_with_transport:
+                transport = RateLimitedTransport(**options)
+                client = httpx.AsyncClient(base_url=url, transport=transport)
+                stats = transport.statistics
+            else:
+                client = RateLimitedClient(base_url=url, **options)
+                stats = client.statistics
+
+            async def worker() -> None:
+                for i in todo:
+                    try:
+                        result.statuses.append((await client.get(f"/items/{i}")).status_code)
+                    except Exception as exc:  # noqa: BLE001 - counted by kind
+                        result.errors.append(type(exc).__name__)
+
+            started = time.monotonic()
+            async with client, anyio.create_task_group() as tg:
+                for _ in range(concurrency):
+                    tg.start_soon(worker)
+            result.elapsed = time.monotonic() - started
+            snapshot = stats()
+            result.in_flight_after, result.queued_after = snapshot.in_flight, snapshot.queued
+            return result
+
+        return anyio.run(main, backend=self.name)
+
+
+class SyncDriver(Driver):
+    name = "sync"
+
+    def run(
+        self,
+        url: str,
+        total: int,
+        concurrency: int,
+        *,
+        plain_with_transport: bool = False,
+        **options: Any,
+    ) -> Run:
+        result = Run()
+        lock = threading.Lock()
+        client: httpx.Client
+        if plain_with_transport:
+            transport = SyncRateLimitedTransport(**options)
+            client = httpx.Client(base_url=url, transport=transport)
+            stats = transport.statistics
+        else:
+            client = SyncRateLimitedClient(base_url=url, **options)
+            stats = client.statistics
+
+        def one(i: int) -> None:
+            try:
+                status = client.get(f"/items/{i}").status_code
+                with lock:
+                    result.statuses.append(status)
+            except Exception as exc:  # noqa: BLE001 - counted by kind
+                with lock:
+                    result.errors.append(type(exc).__name__)
+
+        started = time.monotonic()
+        with client, ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(one, range(total)))
+        result.elapsed = time.monotonic() - started
+        snapshot = stats()
+        result.in_flight_after, result.queued_after = snapshot.in_flight, snapshot.queued
+        return result
+
+
+@pytest.fixture(params=["asyncio", "trio", "sync"])
+def driver(request: pytest.FixtureRequest) -> Driver:
+    return SyncDriver() if request.param == "sync" else AsyncDriver(request.param)
+
+
+def least_time(total: int, rate: Rate) -> float:
+    return (math.ceil(total / rate.limit) - 1) * rate.period
+
+
+def test_known_limit_never_exceeded_and_not_slower_than_it_must_be(
+    driver: Driver, mock_api_server: MockAPIServerFactory
+) -> None:
+    server = mock_api_server(limit=20, window=1.0)
+    rate = Rate(20, 1.0)
+    run = driver.run(server.url, total=100, concurrency=50, rate=rate)
+    stats = server.stats()
+    assert run.statuses == [200] * 100, run.errors
+    assert (stats.rejected, stats.received) == (0, 100)
+    assert stats.max_received_in_window <= 20
+    minimum = least_time(100, rate)
+    assert minimum <= run.elapsed <= minimum * 1.05
+    assert (run.in_flight_after, run.queued_after) == (0, 0)
+
+
+def test_transport_in_a_plain_httpx_client_caps_concurrency_too(
+    driver: Driver, mock_api_server: MockAPIServerFactory
+) -> None:
+    server = mock_api_server(limit=10, window=0.5, latency=(0.01, 0.02), seed=3)
+    run = driver.run(
+        server.url,
+        total=40,
+        concurrency=40,
+        plain_with_transport=True,
+        rate=Rate(10, 0.5),
+        max_concurrency=8,
+    )
+    stats = server.stats()
+    assert run.statuses == [200] * 40
+    assert stats.max_received_in_window <= 10
+    assert stats.max_in_flight <= 8
+
+
+def test_limit_learned_from_headers_on_success_gets_no_429(
+    driver: Driver, mock_api_server: MockAPIServerFactory
+) -> None:
+    server = mock_api_server(limit=10, window=1.0, dialect="ietf")
+    run = driver.run(server.url, total=40, concurrency=20)
+    assert run.statuses == [200] * 40
+    assert server.stats().rejected == 0
+
+
+def test_a_server_that_only_says_retry_after_costs_at_most_four_429s(
+    driver: Driver, mock_api_server: MockAPIServerFactory
+) -> None:
+    server = mock_api_server(limit=10, window=1.0, dialect="retry-after")
+    run = driver.run(server.url, total=40, concurrency=20)
+    stats = server.stats()
+    assert run.statuses == [200] * 40, run.errors
+    assert stats.rejected <= 4
+    assert stats.received == 40 + stats.rejected
+
+
+def test_injected_503s_are_retried_until_every_request_succeeds(
+    driver: Driver, mock_api_server: MockAPIServerFactory
+) -> None:
+    server = mock_api_server(limit=1000, window=1.0, fail_rate=0.2, seed=11)
+    policy = RetryPolicy(attempts=6, backoff=0.01, max_backoff=0.05, budget=1.0)
+    run = driver.run(server.url, total=60, concurrency=10, retry=policy, learn=False)
+    stats = server.stats()
+    assert run.statuses == [200] * 60, run.errors
+    assert stats.faults > 0
+    assert stats.received == 60 + stats.faults  # every fault retried once, nothing more
+
+
+def test_many_requests_without_a_token_make_one_token_request(
+    driver: Driver, mock_api_server: MockAPIServerFactory
+) -> None:
+    server = mock_api_server(limit=1000, window=1.0, oauth=True)
+    auth = OAuth2ClientCredentials(
+        f"{server.url}/oauth/token", client_id="mock-client", client_secret="mock-secret"
+    )
+    run = driver.run(server.url, total=60, concurrency=30, auth=auth)
+    stats = server.stats()
+    assert run.statuses == [200] * 60
+    assert (stats.tokens_issued, stats.unauthorized) == (1, 0)
+
+
+def test_max_queued_refuses_the_overflow_at_once(
+    driver: Driver, mock_api_server: MockAPIServerFactory
+) -> None:
+    server = mock_api_server(limit=1000, window=1.0, latency=(0.2, 0.2))
+    run = driver.run(server.url, total=12, concurrency=12, max_concurrency=1, max_queued=5)
+    assert run.errors.count(QueueFullError.__name__) >= 1
+    assert len(run.statuses) + len(run.errors) == 12
+    assert set(run.statuses) == {200}
+    assert server.stats().received == len(run.statuses)
+    assert (run.in_flight_after, run.queued_after) == (0, 0)
+
+
+def test_metrics_count_what_the_server_received(
+    driver: Driver, mock_api_server: MockAPIServerFactory
+) -> None:
+    server = mock_api_server(limit=10, window=1.0, dialect="retry-after")
+    metrics = PrometheusMetrics()
+    run = driver.run(server.url, total=30, concurrency=15, learn=False, metrics=metrics)
+    stats = server.stats()
+    assert run.statuses == [200] * 30
+    sent = sum(
+        sample.value
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == "ratelimited_client_requests_total"
+    )
+    assert sent == stats.received
+    throttled = metrics.registry.get_sample_value(
+        "ratelimited_client_throttled_responses_total",
+        {"bucket": server.url, "status": "429"},
+    )
+    assert (throttled or 0) == stats.rejected
+
+
+def test_eight_threads_400_requests_share_one_quota(
+    mock_api_server: MockAPIServerFactory,
+) -> None:
+    """The sync client across 8 threads: 0 × 429, never more than 20 in any second."""
+    server = mock_api_server(limit=20, window=1.0)
+    rate = Rate(20, 1.0)
+    run = SyncDriver().run(server.url, total=400, concurrency=8, rate=rate)
+    stats = server.stats()
+    assert run.statuses == [200] * 400, run.errors
+    assert stats.rejected == 0
+    assert stats.max_received_in_window <= 20
+    minimum = least_time(400, rate)
+    assert minimum <= run.elapsed <= minimum * 1.05
