@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--oauth", action="store_true", help="require bearer tokens (POST /oauth/token)"
     )
     serve.add_argument("--token-ttl", type=float, default=3600.0, help="access token life, s")
+    serve.add_argument(
+        "--write-limit", type=int, default=None, help="writes per window, apart from --limit"
+    )
     return parser
 
 
@@ -79,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             drop_rate=args.drop_rate,
             oauth=args.oauth,
             token_ttl=args.token_ttl,
+            write_limit=args.write_limit,
         )
         server = MockAPIServer(config, host=args.host, port=args.port)
     except ValueError as exc:
@@ -86,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     with server:
         print(f"mock API: {server.url}  ({config.algorithm}, {config.limit}/{config.window:g}s)")
         print(f"stats:    {server.url}/__stats   reset: POST {server.url}/__reset")
+        print(f"openapi:  {server.url}/openapi.json")
         print("Ctrl-C to stop", flush=True)
         try:
             threading.Event().wait()

@@ -15,12 +15,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio
 
 from ._dialects import DIALECTS, Dialect, QuotaView, http_date
 from ._oauth_server import TokenIssuer
+from ._openapi import openapi_document
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
@@ -72,6 +73,10 @@ class MockAPIConfig:
         client_id: the OAuth client's id.
         client_secret: the OAuth client's secret.
         token_ttl: seconds an access token lives.
+        write_limit: give writes (``POST``, ``PUT``, ``PATCH``, ``DELETE``) their
+            own strict sliding window of this many per ``window``, apart from
+            ``limit`` (a stricter write quota, as many APIs have). ``None``:
+            writes share ``limit``.
 
     Raises:
         ValueError: naming the option, when a value is invalid.
@@ -95,12 +100,18 @@ class MockAPIConfig:
     client_id: str = "mock-client"
     client_secret: str = field(default="mock-secret", repr=False)
     token_ttl: float = 3600.0
+    write_limit: int | None = None
 
     def __post_init__(self) -> None:
         limit: object = self.limit
         window: object = self.window
         if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
             raise ValueError(f"limit must be a positive integer, got {limit!r}")
+        write_limit: object = self.write_limit
+        if write_limit is not None and (
+            isinstance(write_limit, bool) or not isinstance(write_limit, int) or write_limit <= 0
+        ):
+            raise ValueError(f"write_limit must be a positive integer or None, got {write_limit!r}")
         if (
             isinstance(window, bool)
             or not isinstance(window, int | float)
@@ -174,6 +185,9 @@ class MockAPIStats:
     tokens_issued: int = 0
     unauthorized: int = 0
     refresh_token_reuse: int = 0
+    writes_received: int = 0
+    writes_rejected: int = 0
+    max_writes_in_window: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The stats as a JSON-ready dict."""
@@ -202,10 +216,17 @@ class _WindowMax:
         self.best = max(self.best, len(times))
 
 
-class MockAPI:
-    """A rate-limited ASGI app: every path but ``/__stats`` and ``/__reset`` is limited.
+_WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-    Admitted requests get ``200`` with a small JSON body; excess ones ``429``
+
+class MockAPI:
+    """A rate-limited ASGI app: every path but ``/__stats``, ``/__reset``,
+    ``/openapi.json`` and ``/oauth/token`` is limited.
+
+    It serves a small "document notification service": ``GET /documents``,
+    ``POST /documents`` (``{"title": ..., "body": ...}`` → 201) and
+    ``GET /documents/{id}``, described by ``GET /openapi.json`` (OpenAPI 3.0);
+    any other path answers a small echo. Admitted requests get their answer; excess ones ``429``
     with ``{"error": "rate_limited", "retry_after": seconds}`` and, unless
     disabled, ``Retry-After``. ``GET /__stats`` returns :meth:`stats` as JSON;
     ``POST /__reset`` clears counters and limiter state.
@@ -263,6 +284,11 @@ class MockAPI:
         self._penalties = 0
         self._banned_rejections = 0
         self._faults = 0
+        self._write_log: deque[float] = deque()
+        self._writes_received = 0
+        self._writes_rejected = 0
+        self._writes_max = _WindowMax(window)
+        self._documents: dict[int, dict[str, Any]] = {}
 
     def reset(self) -> None:
         """Forget all counters and limiter state (in-flight bookkeeping is kept)."""
@@ -297,6 +323,9 @@ class MockAPI:
                 tokens_issued=self.tokens.issued,
                 unauthorized=self._unauthorized,
                 refresh_token_reuse=self.tokens.refresh_reuse,
+                writes_received=self._writes_received,
+                writes_rejected=self._writes_rejected,
+                max_writes_in_window=self._writes_max.best,
             )
 
     def _view(self, now: float) -> QuotaView:
@@ -329,27 +358,37 @@ class MockAPI:
 
     # -- the limiter ---------------------------------------------------------------
 
-    def _decide(self, now: float) -> float:
+    def _decide(self, now: float, *, write: bool = False) -> float:
         """Count an arrival at ``now``; 0.0 if admitted, else the wait in seconds."""
         if self._first is None:
             self._first = now
         self._last = now
         self._received += 1
-        self._received_max.add(now)
+        if write:
+            self._writes_received += 1
+            self._writes_max.add(now)
+        else:
+            self._received_max.add(now)
         if now < self._banned_until:
             wait = self._banned_until - now
             self._banned_rejections += 1
         else:
-            wait = getattr(self, f"_decide_{self.config.algorithm}")(now)
+            if write:
+                wait = self._decide_write(now)
+            else:
+                wait = getattr(self, f"_decide_{self.config.algorithm}")(now)
             if wait > 0.0:
                 self._count_rejection(now)
                 if now < self._banned_until:
                     wait = self._banned_until - now
         if wait == 0.0:
             self._admitted += 1
-            self._admitted_max.add(now)
+            if not write:
+                self._admitted_max.add(now)
         else:
             self._rejected += 1
+            if write:
+                self._writes_rejected += 1
         self._arrivals.append((now, 200 if wait == 0.0 else 429))
         return float(wait)
 
@@ -375,6 +414,27 @@ class MockAPI:
             log.append(now)
             return 0.0
         return max(log[0] + window - now, 1e-6)
+
+    def _decide_write(self, now: float) -> float:
+        log, window = self._write_log, self.config.window
+        limit = self.config.write_limit or self.config.limit
+        while log and now - log[0] >= window:
+            log.popleft()
+        if len(log) < limit:
+            log.append(now)
+            return 0.0
+        return max(log[0] + window - now, 1e-6)
+
+    def _write_view(self, now: float) -> QuotaView:
+        limit, window, log = self.config.write_limit or 1, self.config.window, self._write_log
+        return QuotaView(
+            limit=limit,
+            window=window,
+            remaining=max(0, limit - len(log)),
+            next_unit=max(0.0, log[0] + window - now) if log else 0.0,
+            full=len(log) * window / limit,
+            wall_now=self._wall_clock() + self.config.clock_skew,
+        )
 
     def _decide_fixed(self, now: float) -> float:
         window = self.config.window
@@ -413,6 +473,9 @@ class MockAPI:
         body = await _read_body(receive)
         path, method = scope.get("path", "/"), scope.get("method", "GET")
         authorization = _header(scope, b"authorization")
+        if path == "/openapi.json" and method == "GET":
+            await _send_json(send, 200, openapi_document(self.config))
+            return
         if path == "/oauth/token" and method == "POST":
             status, answer = await self.tokens.answer(body, authorization)
             await _send_json(send, status, answer, [(b"cache-control", b"no-store")])
@@ -431,9 +494,9 @@ class MockAPI:
             await send({"type": "http.response.start", "status": 204, "headers": []})
             await send({"type": "http.response.body", "body": b""})
             return
-        await self._limited(path, method, send)
+        await self._limited(path, method, body, send)
 
-    async def _limited(self, path: str, method: str, send: Send) -> None:
+    async def _limited(self, path: str, method: str, body: bytes, send: Send) -> None:
         with self._lock:
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
@@ -446,18 +509,19 @@ class MockAPI:
             if roll < self.config.fail_rate + self.config.drop_rate:
                 await self._fault(send, dropped=roll < self.config.drop_rate, half=roll)
                 return
+            write = self.config.write_limit is not None and method in _WRITE_METHODS
             with self._lock:
                 now = self._clock()
-                wait = self._decide(now)
+                wait = self._decide(now, write=write)
                 admitted = self._admitted
-                view = self._view(now)
+                view = self._write_view(now) if write else self._view(now)
             headers = [
                 (k.lower().encode(), v.encode()) for k, v in DIALECTS[self.config.dialect](view)
             ]
             headers.append((b"date", http_date(view.wall_now).encode()))
             if wait == 0.0:
-                body = {"ok": True, "method": method, "path": path, "n": admitted}
-                await _send_json(send, 200, body, headers)
+                status, answer = self._resource(path, method, body, admitted)
+                await _send_json(send, status, answer, headers)
                 return
             if self.config.retry_after:
                 seconds = max(1, math.ceil(wait))
@@ -466,6 +530,47 @@ class MockAPI:
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+    def _resource(
+        self, path: str, method: str, body: bytes, admitted: int
+    ) -> tuple[int, dict[str, Any]]:
+        """What an admitted request gets: the document store under ``/documents``,
+        a small echo anywhere else."""
+        parts = path.strip("/").split("/")
+        if parts[0] != "documents" or len(parts) > 2:
+            return 200, {"ok": True, "method": method, "path": path, "n": admitted}
+        with self._lock:
+            documents = self._documents
+            if len(parts) == 1 and method == "GET":
+                items = [documents[key] for key in sorted(documents)]
+                return 200, {"items": items, "count": len(items)}
+            if len(parts) == 1 and method == "POST":
+                try:
+                    fields = json.loads(body or b"null")
+                except ValueError:
+                    fields = None
+                if (
+                    not isinstance(fields, dict)
+                    or not isinstance(fields.get("title"), str)
+                    or not isinstance(fields.get("body", ""), str)
+                ):
+                    detail = "expected a JSON object with a string 'title' and 'body'"
+                    return 422, {"error": "invalid_document", "detail": detail}
+                number = len(documents) + 1
+                document = {
+                    "id": number,
+                    "title": fields["title"],
+                    "body": fields.get("body", ""),
+                    "created_at": self._wall_clock(),
+                }
+                documents[number] = document
+                return 201, document
+            if len(parts) == 2 and method == "GET":
+                found = documents.get(int(parts[1])) if parts[1].isdigit() else None
+                if found is None:
+                    return 404, {"error": "not_found", "id": parts[1]}
+                return 200, found
+        return 405, {"error": "method_not_allowed", "method": method}
 
     async def _fault(self, send: Send, *, dropped: bool, half: float) -> None:
         """An injected failure: a 503 (with or without Retry-After) or a dropped answer."""

@@ -227,3 +227,43 @@ async def test_injected_drops_cut_the_answer_mid_body() -> None:
         with pytest.raises(_DroppedConnection):  # ASGITransport re-raises what uvicorn catches
             await client.get("/x")
     assert app.stats().faults == 1
+
+
+async def test_documents_store_and_openapi_description() -> None:
+    """The document service behind the limit, and its OpenAPI description outside it."""
+    clock = Clock()
+    app = MockAPI(MockAPIConfig(limit=100, window=1.0), clock=clock)
+    async with client_for(app) as client:
+        spec = (await client.get("/openapi.json")).json()
+        created = await client.post("/documents", json={"title": "Q3", "body": "numbers"})
+        bad = await client.post("/documents", json={"body": "no title"})
+        listed = await client.get("/documents")
+        one = await client.get("/documents/1")
+        missing = await client.get("/documents/99")
+    assert spec["openapi"].startswith("3.0")
+    assert set(spec["paths"]) == {"/documents", "/documents/{document_id}"}
+    assert created.status_code == 201
+    assert created.json()["id"] == 1
+    assert bad.status_code == 422
+    assert listed.json()["count"] == 1
+    assert one.json()["title"] == "Q3"
+    assert missing.status_code == 404
+    assert app.stats().received == 5  # the description is not counted
+
+
+async def test_writes_have_their_own_stricter_window() -> None:
+    clock = Clock()
+    app = MockAPI(MockAPIConfig(limit=5, window=1.0, write_limit=2), clock=clock)
+    async with client_for(app) as client:
+        writes = [
+            (await client.post("/documents", json={"title": "t"})).status_code for _ in range(3)
+        ]
+        reads = [(await client.get("/documents")).status_code for _ in range(6)]
+    assert writes == [201, 201, 429]
+    assert reads == [200] * 5 + [429]
+    stats = app.stats()
+    assert (stats.writes_received, stats.writes_rejected, stats.max_writes_in_window) == (3, 1, 3)
+    assert stats.max_received_in_window == 6  # reads only
+    assert (stats.received, stats.rejected) == (9, 2)
+    with pytest.raises(ValueError, match="write_limit"):
+        MockAPIConfig(write_limit=0)
