@@ -12,11 +12,12 @@ import httpx
 
 from ._oauth import _OAuth2Base
 from ._options import DEFAULT_RETRY
-from ._transport import ClientState, RateLimitedTransport
+from ._sdk import ClientDefaults
+from ._transport import RateLimitedTransport
 
 if typing.TYPE_CHECKING:
     import ssl
-    from collections.abc import Sequence
+    from collections.abc import Hashable, Mapping, Sequence
 
     from httpx._client import EventHook
     from httpx._types import (
@@ -43,7 +44,7 @@ _DEFAULT_TIMEOUT = httpx.Timeout(5.0)
 _DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
-class RateLimitedClient(httpx.AsyncClient):
+class RateLimitedClient(ClientDefaults, httpx.AsyncClient):
     """An ``httpx.AsyncClient`` that never sends over the quota.
 
     Takes every ``httpx.AsyncClient`` argument, plus the throttle options of
@@ -66,17 +67,11 @@ class RateLimitedClient(httpx.AsyncClient):
     .. versionadded:: 0.1
     """
 
-    #: Used when ``rate`` is not passed (subclasses set their API's quota here).
-    default_rate: typing.ClassVar[RateTypes | None] = None
-    #: Used when ``max_concurrency`` is not passed.
-    default_max_concurrency: typing.ClassVar[int | None] = None
-    #: Used when ``dialects`` is not passed (``None``: every built-in dialect).
-    default_dialects: typing.ClassVar[typing.Sequence[Dialect] | None] = None
-
     def __init__(
         self,
         *,
         rate: RateTypes | None = None,
+        bucket_rates: Mapping[Hashable, RateTypes] | None = None,
         max_concurrency: int | None = None,
         max_queued: int | None = None,
         key: KeyFunc | None = None,
@@ -107,19 +102,19 @@ class RateLimitedClient(httpx.AsyncClient):
         default_encoding: str | typing.Callable[[bytes], str] = "utf-8",
     ) -> None:
         # Validate our options before httpx builds connection pools.
-        shared = ClientState.build(
-            rate=rate if rate is not None else self.default_rate,
-            max_concurrency=(
-                max_concurrency if max_concurrency is not None else self.default_max_concurrency
-            ),
+        shared = self._build_state(
+            rate=rate,
+            bucket_rates=bucket_rates,
+            max_concurrency=max_concurrency,
             max_queued=max_queued,
             key=key,
             latency_proof=latency_proof,
             retry=retry,
             learn=learn,
-            dialects=dialects if dialects is not None else self.default_dialects,
+            dialects=dialects,
             metrics=metrics,
             clock=clock,
+            sync=False,
         )
         super().__init__(
             auth=auth,
@@ -137,7 +132,7 @@ class RateLimitedClient(httpx.AsyncClient):
             limits=limits,
             max_redirects=max_redirects,
             event_hooks=event_hooks,
-            base_url=base_url,
+            base_url=self._choose_base_url(base_url),
             transport=transport,
             trust_env=trust_env,
             default_encoding=default_encoding,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 from ._clock import MONOTONIC, Clock
@@ -14,6 +14,7 @@ from ._signals import DEFAULT_DIALECTS
 from ._throttle import DEFAULT_MAX_WAIT, SyncThrottle, Throttle, ThrottleCore
 
 if TYPE_CHECKING:
+    from ._rate import LimitSpec
     from ._signals import Dialect
     from ._types import KeyFunc, RateTypes
 
@@ -54,6 +55,7 @@ def build_throttle(
     clock: Clock | None,
     max_wait: float = DEFAULT_MAX_WAIT,
     sync: bool = False,
+    bucket_rates: Mapping[Hashable, RateTypes] | None = None,
 ) -> ThrottleCore:
     """Validate the options (naming the bad one) and build the throttle."""
     for name, flag in (("latency_proof", latency_proof), ("learn", learn)):
@@ -68,6 +70,7 @@ def build_throttle(
     cls = SyncThrottle if sync else Throttle
     return cls(
         normalize_rates(rate, "rate"),
+        bucket_rates=_bucket_rates(bucket_rates),
         max_concurrency=_optional_int("max_concurrency", max_concurrency, minimum=1),
         max_queued=_optional_int("max_queued", max_queued, minimum=0),
         latency_proof=latency_proof,
@@ -75,6 +78,23 @@ def build_throttle(
         max_wait=max_wait,
         clock=clock or MONOTONIC,
     )
+
+
+def _bucket_rates(
+    value: Mapping[Hashable, RateTypes] | None,
+) -> dict[Hashable, tuple[LimitSpec, ...]]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"bucket_rates must map bucket keys to rates, e.g. {{'writes': '10/minute'}}, "
+            f"got {value!r}"
+        )
+    found = {key: normalize_rates(rate, f"bucket_rates[{key!r}]") for key, rate in value.items()}
+    for key, rates in found.items():
+        if not rates:
+            raise ConfigurationError(f"bucket_rates[{key!r}] must be a rate, got None")
+    return found
 
 
 #: The policy used when ``retry`` is not passed.

@@ -179,7 +179,10 @@ def _coerce_rate(value: object, option: str) -> Rate:
     if isinstance(value, Rate):
         return value
     if isinstance(value, str):
-        return Rate.parse(value)
+        try:
+            return Rate.parse(value)
+        except ValueError as exc:
+            raise ConfigurationError(f"{option}: {exc}") from None
     raise ConfigurationError(f"{option} must be a Rate or a string like '50/minute', got {value!r}")
 
 

@@ -21,6 +21,7 @@ import tenacity
 from ._errors import ConfigurationError, RetryAfterTooLongError
 from ._oauth import AUTH_EXTENSION, _OAuth2Base
 from ._options import DEFAULT_RETRY
+from ._sdk import ClientDefaults
 from ._transport import (
     ClientState,
     _CallCore,
@@ -30,9 +31,10 @@ from ._transport import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Hashable, Iterator, Mapping, Sequence
     from types import TracebackType
 
+    from ._clock import Clock
     from ._hooks import Hooks
     from ._retry import RetryPolicy
     from ._signals import Dialect, RateLimitSignal
@@ -73,7 +75,8 @@ def _cap_timeouts(request: httpx.Request, seconds: float) -> None:
 class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
     """The synchronous twin of :class:`RateLimitedTransport`: an ``httpx.BaseTransport``.
 
-    Takes the same options (but ``clock``: it waits on real time) and keeps the
+    Takes the same options (``clock`` only as the real monotonic clock: threads
+    wait on real time) and keeps the
     same guarantees. Thread-safe: any number of threads may send through one
     transport and share its quota. Under gevent (``gevent.monkey.patch_all()``)
     waiting yields to other greenlets.
@@ -96,6 +99,7 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
         transport: httpx.BaseTransport | None = None,
         *,
         rate: RateTypes | None = None,
+        bucket_rates: Mapping[Hashable, RateTypes] | None = None,
         max_concurrency: int | None = None,
         max_queued: int | None = None,
         key: KeyFunc | None = None,
@@ -104,11 +108,13 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
         learn: bool = True,
         dialects: Sequence[Dialect] | None = None,
         metrics: Hooks | Sequence[Hooks] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if transport is not None and not isinstance(transport, httpx.BaseTransport):
             raise ConfigurationError(f"transport must be an httpx.BaseTransport, got {transport!r}")
         shared = ClientState.build(
             rate=rate,
+            bucket_rates=bucket_rates,
             max_concurrency=max_concurrency,
             max_queued=max_queued,
             key=key,
@@ -117,7 +123,7 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
             learn=learn,
             dialects=dialects,
             metrics=metrics,
-            clock=None,
+            clock=clock,
             sync=True,
         )
         self._transport = transport or httpx.HTTPTransport()
@@ -238,7 +244,7 @@ class _SyncCall(_CallCore):
             response.close()  # a retried response is closed, its slots given back
 
 
-class SyncRateLimitedClient(httpx.Client):
+class SyncRateLimitedClient(ClientDefaults, httpx.Client):
     """The synchronous twin of :class:`RateLimitedClient`: an ``httpx.Client``.
 
     Takes every ``httpx.Client`` argument (as keywords) plus the throttle
@@ -256,17 +262,11 @@ class SyncRateLimitedClient(httpx.Client):
     .. versionadded:: 0.1
     """
 
-    #: Used when ``rate`` is not passed (subclasses set their API's quota here).
-    default_rate: typing.ClassVar[RateTypes | None] = None
-    #: Used when ``max_concurrency`` is not passed.
-    default_max_concurrency: typing.ClassVar[int | None] = None
-    #: Used when ``dialects`` is not passed (``None``: every built-in dialect).
-    default_dialects: typing.ClassVar[typing.Sequence[Dialect] | None] = None
-
     def __init__(
         self,
         *,
         rate: RateTypes | None = None,
+        bucket_rates: Mapping[Hashable, RateTypes] | None = None,
         max_concurrency: int | None = None,
         max_queued: int | None = None,
         key: KeyFunc | None = None,
@@ -275,23 +275,24 @@ class SyncRateLimitedClient(httpx.Client):
         learn: bool = True,
         dialects: Sequence[Dialect] | None = None,
         metrics: Hooks | Sequence[Hooks] | None = None,
+        clock: Clock | None = None,
         **httpx_options: Any,
     ) -> None:
-        shared = ClientState.build(
-            rate=rate if rate is not None else self.default_rate,
-            max_concurrency=(
-                max_concurrency if max_concurrency is not None else self.default_max_concurrency
-            ),
+        shared = self._build_state(
+            rate=rate,
+            bucket_rates=bucket_rates,
+            max_concurrency=max_concurrency,
             max_queued=max_queued,
             key=key,
             latency_proof=latency_proof,
             retry=retry,
             learn=learn,
-            dialects=dialects if dialects is not None else self.default_dialects,
+            dialects=dialects,
             metrics=metrics,
-            clock=None,
+            clock=clock,
             sync=True,
         )
+        httpx_options["base_url"] = self._choose_base_url(httpx_options.get("base_url", ""))
         super().__init__(**httpx_options)
         self._shared = shared
         self._transport = SyncRateLimitedTransport._sharing(self._transport, shared)

@@ -298,8 +298,11 @@ class ThrottleCore:
         max_wait: float = DEFAULT_MAX_WAIT,
         clock: Clock = MONOTONIC,
         rng: random.Random | None = None,
+        bucket_rates: Mapping[Hashable, tuple[LimitSpec, ...]] | None = None,
     ) -> None:
         self.rates = rates
+        # Buckets with a quota of their own (a stricter write bucket ...); others use ``rates``.
+        self.bucket_rates = dict(bucket_rates or {})
         self.learn = learn
         self.max_wait = max_wait
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
@@ -421,13 +424,19 @@ class ThrottleCore:
         if bucket is None:
             if len(self._buckets) >= self._sweep_at:
                 self._sweep()
+            rates = self.bucket_rates.get(key, self.rates)
+            pacing = (
+                self._pacing_rate
+                if rates is self.rates
+                else min((spec.rate for spec in rates), key=lambda r: r.per_second, default=None)
+            )
             feedback = ServerFeedback(
-                configured_rate=self._pacing_rate,
-                learning=self.learn and not self.rates,
+                configured_rate=pacing,
+                learning=self.learn and not rates,
                 rng=self.rng,
                 max_wait=self.max_wait,
             )
-            bucket = self._buckets[key] = _Bucket(key, build_limiter(self.rates), feedback)
+            bucket = self._buckets[key] = _Bucket(key, build_limiter(rates), feedback)
         return bucket
 
     def _sweep(self) -> None:
@@ -469,6 +478,8 @@ class ThrottleCore:
 
     def __repr__(self) -> str:
         rates = ", ".join(str(spec) for spec in self.rates) or "no local limit"
+        if self.bucket_rates:
+            rates += f" (+{len(self.bucket_rates)} buckets with their own)"
         return (
             f"<Throttle {rates} in_flight={self._in_flight} queued={self._queued} "
             f"buckets={len(self._buckets)} latency_proof={self.latency_proof}>"

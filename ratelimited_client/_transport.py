@@ -53,7 +53,7 @@ from ._retry import (
 from ._signals import RateLimitSignal, parse_signal
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+    from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
     from types import TracebackType
 
     from ._clock import Clock
@@ -147,6 +147,7 @@ class ClientState:
         metrics: Hooks | Sequence[Hooks] | None,
         clock: Clock | None,
         sync: bool = False,
+        bucket_rates: Mapping[Hashable, RateTypes] | None = None,
     ) -> ClientState:
         """Validate every throttle option (naming the bad one) and build the state."""
         throttle = build_throttle(
@@ -158,6 +159,7 @@ class ClientState:
             max_wait=check_retry(retry),
             clock=clock,
             sync=sync,
+            bucket_rates=bucket_rates,
         )
         return cls(
             throttle=throttle,
@@ -354,6 +356,9 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
         rate: a :class:`Rate` (or text like ``"50/minute"``), a
             :class:`TokenBucket` / :class:`SlidingWindow`, a list of them that
             must all hold at once, or ``None`` for no local limit.
+        bucket_rates: buckets with a quota of their own, by key, e.g.
+            ``{"writes": "10/minute"}`` (with a ``key`` that returns ``"writes"``);
+            every other bucket uses ``rate``.
         max_concurrency: most requests in flight at once (from admission until
             the response is closed); ``None`` for no cap.
         max_queued: most requests allowed to wait; one more fails at once with
@@ -393,6 +398,7 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
         transport: httpx.AsyncBaseTransport | None = None,
         *,
         rate: RateTypes | None = None,
+        bucket_rates: Mapping[Hashable, RateTypes] | None = None,
         max_concurrency: int | None = None,
         max_queued: int | None = None,
         key: KeyFunc | None = None,
@@ -409,6 +415,7 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
             )
         shared = ClientState.build(
             rate=rate,
+            bucket_rates=bucket_rates,
             max_concurrency=max_concurrency,
             max_queued=max_queued,
             key=key,

@@ -552,9 +552,10 @@ class MockAPI:
                 if (
                     not isinstance(fields, dict)
                     or not isinstance(fields.get("title"), str)
+                    or not fields["title"].strip()
                     or not isinstance(fields.get("body", ""), str)
                 ):
-                    detail = "expected a JSON object with a string 'title' and 'body'"
+                    detail = "expected a JSON object with a non-empty 'title' and a string 'body'"
                     return 422, {"error": "invalid_document", "detail": detail}
                 number = len(documents) + 1
                 document = {

@@ -12,6 +12,8 @@ from ratelimited_client import (
     Rate,
     RateLimitedClient,
     RateLimitedTransport,
+    SyncRateLimitedClient,
+    SyncRateLimitedTransport,
 )
 
 BAD_OPTIONS: list[tuple[dict[str, Any], str]] = [
@@ -27,11 +29,18 @@ BAD_OPTIONS: list[tuple[dict[str, Any], str]] = [
     ({"latency_proof": "yes"}, "latency_proof"),
     ({"key": "origin"}, "key"),
     ({"clock": object()}, "clock"),
+    ({"rate": "fast"}, "^rate: cannot parse"),
+    ({"bucket_rates": {"writes": "fast"}}, "bucket_rates"),
+    ({"metrics": "prometheus"}, "metrics"),
+    ({"retry": 3}, "retry"),
 ]
 
 
 @pytest.mark.parametrize(("options", "name"), BAD_OPTIONS)
-@pytest.mark.parametrize("cls", [RateLimitedClient, RateLimitedTransport])
+@pytest.mark.parametrize(
+    "cls",
+    [RateLimitedClient, RateLimitedTransport, SyncRateLimitedClient, SyncRateLimitedTransport],
+)
 def test_bad_option_fails_at_construction_naming_it(
     cls: type[Any], options: dict[str, Any], name: str
 ) -> None:
