@@ -3,6 +3,7 @@
 
     python3 dev.py demo     # run the demo against the bundled mock API
     python3 dev.py test     # lint, type-check and run the whole test suite
+    python3 dev.py loadtest # a headless, time-bounded Locust run against the mock API
 
 Needs nothing but Python 3.11+: on first use (and whenever pyproject.toml
 changes) it creates ``.venv`` beside this file and installs the project with
@@ -95,8 +96,12 @@ def cmd_demo(extra: list[str]) -> int:
     return run(str(PYTHON), str(ROOT / "examples" / "demo.py"), *extra)
 
 
+def cmd_loadtest(extra: list[str]) -> int:
+    return run(str(PYTHON), str(ROOT / "locustfiles" / "run.py"), *extra)
+
+
 def main(argv: list[str]) -> int:
-    commands = {"test": cmd_test, "demo": cmd_demo}
+    commands = {"test": cmd_test, "demo": cmd_demo, "loadtest": cmd_loadtest}
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2
