@@ -51,7 +51,7 @@ async def fire(
 
     async def worker() -> None:
         for i in todo:
-            response = await client.get(f"/documents/{i}")
+            response = await client.get(f"/items/{i}")
             if response.status_code == 429:
                 outcome.rejected += 1
             elif response.is_success:

@@ -42,7 +42,7 @@ async def burst(client: httpx.AsyncClient, total: int) -> list[int]:
     statuses: list[int] = []
 
     async def one(i: int) -> None:
-        statuses.append((await client.get(f"/documents/{i}")).status_code)
+        statuses.append((await client.get(f"/items/{i}")).status_code)
 
     async with anyio.create_task_group() as tg:
         for i in range(total):
@@ -190,7 +190,7 @@ async def test_token_refreshes_are_counted_and_secrets_appear_nowhere(
         )
         async with RateLimitedClient(base_url=server.url, auth=wrong, metrics=metrics) as client:
             with pytest.raises(TokenRefreshError) as caught:
-                await client.get("/documents/1")
+                await client.get("/items/1")
             errors.append(str(caught.value))
             errors.append(repr(caught.value))
     assert len(tokens) == 3

@@ -33,7 +33,7 @@ async def bursts(send: object, total: int, concurrency: int, burst: int, gap: fl
 
     async def one(i: int) -> None:
         async with limiter:
-            response = await send(f"/documents/{i}")  # type: ignore[operator]
+            response = await send(f"/items/{i}")  # type: ignore[operator]
             statuses.append(response.status_code)
 
     async with anyio.create_task_group() as tg:

@@ -128,7 +128,7 @@ async def test_prometheus_scrapes_the_client_and_serves_its_series(
     ) as client:
         async with anyio.create_task_group() as tg:
             for i in range(25):
-                tg.start_soon(client.get, f"/documents/{i}")
+                tg.start_soon(client.get, f"/items/{i}")
     # Wait (bounded) for a scrape after the run to reach Prometheus.
     expr = 'sum(ratelimited_client_requests_total{job="client",status_class="2xx"})'
     seen: list[dict[str, object]] = []

@@ -161,14 +161,16 @@ def least_time(total: int, rate: Rate) -> float:
 def test_known_limit_never_exceeded_and_not_slower_than_it_must_be(
     driver: Driver, mock_api_server: MockAPIServerFactory
 ) -> None:
+    """Rate(20, 1 s), 200 requests from 100 at once: 0 × 429, never more than 20 in any
+    second, and within 5 % of the 9 s the quota allows."""
     server = mock_api_server(limit=20, window=1.0)
     rate = Rate(20, 1.0)
-    run = driver.run(server.url, total=100, concurrency=50, rate=rate)
+    run = driver.run(server.url, total=200, concurrency=100, rate=rate)
     stats = server.stats()
-    assert run.statuses == [200] * 100, run.errors
-    assert (stats.rejected, stats.received) == (0, 100)
+    assert run.statuses == [200] * 200, run.errors
+    assert (stats.rejected, stats.received) == (0, 200)
     assert stats.max_received_in_window <= 20
-    minimum = least_time(100, rate)
+    minimum = least_time(200, rate)
     assert minimum <= run.elapsed <= minimum * 1.05
     assert (run.in_flight_after, run.queued_after) == (0, 0)
 
@@ -255,7 +257,8 @@ def test_metrics_count_what_the_server_received(
     metrics = PrometheusMetrics()
     run = driver.run(server.url, total=30, concurrency=15, learn=False, metrics=metrics)
     stats = server.stats()
-    assert run.statuses == [200] * 30
+    assert len(run.statuses) == 30
+    assert stats.rejected > 0  # no local limit: the server rejects, the client retries
     sent = sum(
         sample.value
         for family in metrics.registry.collect()
