@@ -51,11 +51,16 @@ def ensure_venv() -> None:
 
 
 # System binaries the tests need, by the Debian package that provides them.
-SYSTEM_PACKAGES = {"promtool": "prometheus", "prometheus": "prometheus"}
+SYSTEM_PACKAGES = {
+    "promtool": "prometheus",
+    "prometheus": "prometheus",
+    "redis-server": "redis-server",
+}
 
 
 def ensure_system_packages() -> None:
-    """Install the Debian packages behind missing test binaries (Prometheus), only if missing."""
+    """Install the Debian packages behind missing test binaries (Prometheus, Redis),
+    only where they are missing."""
     missing = sorted({pkg for binary, pkg in SYSTEM_PACKAGES.items() if not shutil.which(binary)})
     if not missing:
         return

@@ -6,7 +6,9 @@ limit in any window, bursts used, requests served in order.
 
 from __future__ import annotations
 
+from ._backends import RedisBackend as RedisBackend
 from ._client import RateLimitedClient as RateLimitedClient
+from ._errors import BackendUnavailableError as BackendUnavailableError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import DeadlineExceededError as DeadlineExceededError
 from ._errors import QueueFullError as QueueFullError
@@ -56,6 +58,7 @@ __all__ = [
     "IDEMPOTENT_METHODS",
     "KEY_EXTENSION",
     "ROUTE_EXTENSION",
+    "BackendUnavailableError",
     "BucketStatistics",
     "ConfigurationError",
     "DeadlineExceededError",
@@ -76,6 +79,7 @@ __all__ = [
     "RateLimitedClientError",
     "RateLimitedTransport",
     "RateTypes",
+    "RedisBackend",
     "RequestCompleted",
     "RequestSent",
     "RetryAfterTooLongError",

@@ -30,6 +30,7 @@ if typing.TYPE_CHECKING:
         TimeoutTypes,
     )
 
+    from ._backends import RedisBackend
     from ._clock import Clock
     from ._hooks import Hooks
     from ._retry import RetryPolicy
@@ -80,6 +81,7 @@ class RateLimitedClient(ClientDefaults, httpx.AsyncClient):
         learn: bool = True,
         dialects: Sequence[Dialect] | None = None,
         metrics: Hooks | Sequence[Hooks] | None = None,
+        backend: RedisBackend | None = None,
         clock: Clock | None = None,
         auth: AuthTypes | None = None,
         params: QueryParamTypes | None = None,
@@ -115,6 +117,7 @@ class RateLimitedClient(ClientDefaults, httpx.AsyncClient):
             metrics=metrics,
             clock=clock,
             sync=False,
+            backend=backend,
         )
         super().__init__(
             auth=auth,

@@ -16,6 +16,7 @@ and pass through unchanged.
 from __future__ import annotations
 
 __all__ = [
+    "BackendUnavailableError",
     "ConfigurationError",
     "DeadlineExceededError",
     "QueueFullError",
@@ -97,3 +98,19 @@ class TokenRefreshError(RateLimitedClientError):
         self.status = status
         self.detail = detail
         super().__init__(message)
+
+
+class BackendUnavailableError(RateLimitedClientError, ConnectionError):
+    """The shared limiter state (Redis) could not be reached, and the backend is set
+    to fail closed: the request was not sent. Nothing was counted; retry later.
+
+    Attributes:
+        backend: a description of the backend (its address, no credentials).
+    """
+
+    def __init__(self, backend: str, cause: str) -> None:
+        super().__init__(
+            f"the rate-limit backend {backend} is unavailable ({cause}); the request was "
+            "not sent (on_unavailable='fail_closed'; 'fail_open' or 'local' keep sending)"
+        )
+        self.backend = backend

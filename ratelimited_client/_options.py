@@ -56,6 +56,7 @@ def build_throttle(
     max_wait: float = DEFAULT_MAX_WAIT,
     sync: bool = False,
     bucket_rates: Mapping[Hashable, RateTypes] | None = None,
+    backend: object = None,
 ) -> ThrottleCore:
     """Validate the options (naming the bad one) and build the throttle."""
     for name, flag in (("latency_proof", latency_proof), ("learn", learn)):
@@ -67,10 +68,18 @@ def build_throttle(
         raise ConfigurationError(
             "clock is not supported by the sync client: it waits on real time (threads)"
         )
+    if backend is not None:
+        from ._backends import RedisBackend
+
+        if not isinstance(backend, RedisBackend):
+            raise ConfigurationError(
+                f"backend must be a RedisBackend or None (in memory), got {backend!r}"
+            )
     cls = SyncThrottle if sync else Throttle
     return cls(
         normalize_rates(rate, "rate"),
         bucket_rates=_bucket_rates(bucket_rates),
+        backend=backend,
         max_concurrency=_optional_int("max_concurrency", max_concurrency, minimum=1),
         max_queued=_optional_int("max_queued", max_queued, minimum=0),
         latency_proof=latency_proof,

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from ._backends import RedisBackend
     from ._clock import Clock
     from ._hooks import Hooks
     from ._retry import RetryPolicy
@@ -106,6 +107,7 @@ class ClientDefaults:
         metrics: Hooks | Sequence[Hooks] | None,
         clock: Clock | None,
         sync: bool,
+        backend: RedisBackend | None = None,
     ) -> ClientState:
         """The options passed, else the class's defaults; validated, naming the bad one."""
         chosen_dialects = dialects if dialects is not None else self.default_dialects
@@ -129,4 +131,5 @@ class ClientDefaults:
             metrics=metrics,
             clock=clock,
             sync=sync,
+            backend=backend,
         )

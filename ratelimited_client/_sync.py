@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Hashable, Iterator, Mapping, Sequence
     from types import TracebackType
 
+    from ._backends import RedisBackend
     from ._clock import Clock
     from ._hooks import Hooks
     from ._retry import RetryPolicy
@@ -108,6 +109,7 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
         learn: bool = True,
         dialects: Sequence[Dialect] | None = None,
         metrics: Hooks | Sequence[Hooks] | None = None,
+        backend: RedisBackend | None = None,
         clock: Clock | None = None,
     ) -> None:
         if transport is not None and not isinstance(transport, httpx.BaseTransport):
@@ -125,6 +127,7 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
             metrics=metrics,
             clock=clock,
             sync=True,
+            backend=backend,
         )
         self._transport = transport or httpx.HTTPTransport()
         self._init_state(shared)
@@ -188,6 +191,8 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
             permit.release()
             raise
         signal = step.answered(response, body, permit)
+        if throttle.backend is not None:
+            throttle.after_answer_sync(permit, step.pauses)
         if response.is_closed or not isinstance(response.stream, httpx.SyncByteStream):
             permit.release()
         else:
@@ -275,6 +280,7 @@ class SyncRateLimitedClient(ClientDefaults, httpx.Client):
         learn: bool = True,
         dialects: Sequence[Dialect] | None = None,
         metrics: Hooks | Sequence[Hooks] | None = None,
+        backend: RedisBackend | None = None,
         clock: Clock | None = None,
         **httpx_options: Any,
     ) -> None:
@@ -291,6 +297,7 @@ class SyncRateLimitedClient(ClientDefaults, httpx.Client):
             metrics=metrics,
             clock=clock,
             sync=True,
+            backend=backend,
         )
         httpx_options["base_url"] = self._choose_base_url(httpx_options.get("base_url", ""))
         super().__init__(**httpx_options)

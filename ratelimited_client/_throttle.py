@@ -33,6 +33,7 @@ flight when its period would end keeps its slot.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import threading
@@ -43,13 +44,20 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from ._clock import MONOTONIC
-from ._errors import DeadlineExceededError, QueueFullError, RetryAfterTooLongError
+from ._errors import (
+    BackendUnavailableError,
+    DeadlineExceededError,
+    QueueFullError,
+    RetryAfterTooLongError,
+)
 from ._feedback import ServerFeedback
 from ._limiters import build_limiter
+from ._rate import TokenBucket
 
 if TYPE_CHECKING:
     from collections.abc import Hashable, Mapping
 
+    from ._backends import RedisBackend, RemoteAdmission
     from ._clock import Clock
     from ._limiters import Limiter, Ticket
     from ._rate import LimitSpec, Rate
@@ -65,6 +73,8 @@ __all__ = [
     "ThrottleCore",
     "ThrottleStatistics",
 ]
+
+logger = logging.getLogger("ratelimited_client")
 
 # The longest server-requested wait honoured before RetryAfterTooLongError.
 DEFAULT_MAX_WAIT: Final = 300.0
@@ -144,6 +154,7 @@ class _Bucket:
 
     __slots__ = (
         "admitted",
+        "fallback",
         "feedback",
         "head_scope",
         "holds",
@@ -151,6 +162,7 @@ class _Bucket:
         "limiter",
         "live",
         "outstanding",
+        "remote",
         "waiters",
     )
 
@@ -164,6 +176,10 @@ class _Bucket:
         self.outstanding = 0  # permits admitted and not yet settled
         self.holds = 0  # answers being read whose signal is not known yet
         self.admitted = 0
+        # With a shared backend: the limits decided there, and the local share kept
+        # while the backend is away (on_unavailable="local").
+        self.remote: tuple[LimitSpec, ...] | None = None
+        self.fallback: Limiter | None = None
 
     def kick(self) -> None:
         """Wake the head early: something that may shorten its wait happened."""
@@ -221,7 +237,16 @@ class ThrottleStatistics:
 class Permit:
     """Private. An admitted request's hold on its quota slots and concurrency slot."""
 
-    __slots__ = ("_bucket", "_holding", "_released", "_settled", "_throttle", "_tickets", "sent_at")
+    __slots__ = (
+        "_bucket",
+        "_holding",
+        "_released",
+        "_settled",
+        "_throttle",
+        "_tickets",
+        "remote",
+        "sent_at",
+    )
 
     def __init__(
         self,
@@ -237,6 +262,7 @@ class Permit:
         self._released = False
         self._holding = False
         self.sent_at = sent_at
+        self.remote: RemoteAdmission | None = None  # the units taken in a shared backend
 
     @property
     def key(self) -> Hashable:
@@ -299,8 +325,11 @@ class ThrottleCore:
         clock: Clock = MONOTONIC,
         rng: random.Random | None = None,
         bucket_rates: Mapping[Hashable, tuple[LimitSpec, ...]] | None = None,
+        backend: RedisBackend | None = None,
     ) -> None:
         self.rates = rates
+        self.backend = backend
+        self._backend_down = False
         # Buckets with a quota of their own (a stricter write bucket ...); others use ``rates``.
         self.bucket_rates = dict(bucket_rates or {})
         self.learn = learn
@@ -325,7 +354,19 @@ class ThrottleCore:
     # -- admission (the subclass waits) --------------------------------------------
 
     def _check_cost(self, bucket: _Bucket, cost: float) -> None:
-        limiter = bucket.limiter
+        limiter = bucket.limiter or bucket.fallback
+        if bucket.remote is not None:
+            most = min(
+                (spec.burst or spec.rate.limit)
+                if isinstance(spec, TokenBucket)
+                else spec.rate.limit
+                for spec in bucket.remote
+            )
+            if math.ceil(cost) > most:
+                raise ValueError(
+                    f"request cost {cost:g} exceeds the largest the quota of bucket "
+                    f"{bucket.key!r} can ever admit ({most:g}); it could never be sent"
+                )
         if limiter is not None and cost > limiter.max_cost:
             raise ValueError(
                 f"request cost {cost:g} exceeds the largest the quota of bucket {bucket.key!r} "
@@ -347,6 +388,41 @@ class ThrottleCore:
     def _kick(self, bucket: _Bucket) -> None:
         """Something that may shorten the bucket's wait happened: wake its head."""
         bucket.kick()
+
+    def _unavailable(
+        self, bucket: _Bucket, cost: float, error: BackendUnavailableError
+    ) -> tuple[RemoteAdmission | None, float]:
+        """The backend is away: fail closed (raise), open (admit), or limit locally."""
+        backend = self.backend
+        assert backend is not None  # noqa: S101
+        if not self._backend_down:
+            self._backend_down = True
+            logger.warning(
+                "%s; on_unavailable=%r",
+                error,
+                backend.on_unavailable,
+                extra={"event": "backend_unavailable", "backend": backend.describe()},
+            )
+        if backend.on_unavailable == "fail_closed":
+            raise error
+        fallback = bucket.fallback
+        if fallback is None:
+            return None, 0.0  # fail open
+        now = self.clock.now()
+        wait = fallback.wait_time(now, cost)
+        if wait <= 0:
+            fallback.acquire(now, cost, pending=False)
+        return None, max(0.0, wait)
+
+    def _backend_back(self) -> None:
+        if self._backend_down:
+            self._backend_down = False
+            assert self.backend is not None  # noqa: S101
+            logger.warning(
+                "the rate-limit backend %s answers again",
+                self.backend.describe(),
+                extra={"event": "backend_available", "backend": self.backend.describe()},
+            )
 
     def _wait_time(self, bucket: _Bucket, now: float, cost: float, origin: str | None) -> float:
         """Seconds until ``cost`` may go on ``bucket`` (``math.inf``: until an answer)."""
@@ -436,7 +512,13 @@ class ThrottleCore:
                 rng=self.rng,
                 max_wait=self.max_wait,
             )
-            bucket = self._buckets[key] = _Bucket(key, build_limiter(rates), feedback)
+            if self.backend is not None and rates:
+                bucket = self._buckets[key] = _Bucket(key, None, feedback)
+                bucket.remote = rates
+                if self.backend.on_unavailable == "local":
+                    bucket.fallback = build_limiter(self.backend.local_specs(rates))
+            else:
+                bucket = self._buckets[key] = _Bucket(key, build_limiter(rates), feedback)
         return bucket
 
     def _sweep(self) -> None:
@@ -524,7 +606,7 @@ class Throttle(ThrottleCore):
         bucket = self._bucket(key)
         self._check_too_long(bucket, self.clock.now())
         self._check_cost(bucket, cost)
-        if bucket.live == 0:
+        if bucket.live == 0 and bucket.remote is None:
             permit = self._try_admit(bucket, cost, origin)
             if permit is not None:
                 return permit
@@ -565,35 +647,74 @@ class Throttle(ThrottleCore):
     ) -> Permit:
         semaphore = self._semaphore
         holding = False
+        remote: RemoteAdmission | None = None
+        retry_at = -math.inf  # when the shared backend said to come back (local kicks
+        # cannot make room there: re-dating only ever moves slots later)
         try:
             while True:
                 now = self.clock.now()
                 self._check_too_long(bucket, now)
-                wait = self._wait_time(bucket, now, cost, origin)
-                if wait > 0:
-                    if deadline is not None and math.isfinite(wait) and now + wait > deadline:
-                        raise DeadlineExceededError(
-                            deadline=deadline - now,
-                            reason=f"the throttle's next slot is {wait:.3f} s away",
-                        )
-                    if holding:
-                        assert semaphore is not None  # noqa: S101
-                        semaphore.release()  # never hold concurrency while sleeping
-                        holding = False
-                    await self._sleep_head(bucket, now + wait)
-                    continue
-                if semaphore is None or holding or semaphore.try_acquire():
-                    break
-                await semaphore.acquire()
-                holding = True  # then check the limiter again at the new "now"
+                wait = max(self._wait_time(bucket, now, cost, origin), retry_at - now)
+                if wait <= 0:
+                    if semaphore is not None and not holding:
+                        if not semaphore.try_acquire():
+                            await semaphore.acquire()
+                            holding = True
+                            continue  # then check the limiter again at the new "now"
+                        holding = True
+                    if bucket.remote is None:
+                        break
+                    # One round trip: admitted, or told when to come back (no polling).
+                    remote, wait = await self._remote_acquire(bucket, cost)
+                    if wait <= 0:
+                        break
+                    now = self.clock.now()
+                    retry_at = now + wait
+                if deadline is not None and math.isfinite(wait) and now + wait > deadline:
+                    raise DeadlineExceededError(
+                        deadline=deadline - now,
+                        reason=f"the throttle's next slot is {wait:.3f} s away",
+                    )
+                if holding:
+                    assert semaphore is not None  # noqa: S101
+                    semaphore.release()  # never hold concurrency while sleeping
+                    holding = False
+                await self._sleep_head(bucket, now + wait)
         except BaseException:
             if holding:
                 assert semaphore is not None  # noqa: S101
                 semaphore.release()
             raise
         permit = self._admit(bucket, cost, now)
+        permit.remote = remote
         self._next_head(bucket)
         return permit
+
+    async def _remote_acquire(
+        self, bucket: _Bucket, cost: float
+    ) -> tuple[RemoteAdmission | None, float]:
+        backend = self.backend
+        assert backend is not None  # noqa: S101
+        assert bucket.remote is not None  # noqa: S101
+        try:
+            found = await backend.acquire(str(bucket.key), bucket.remote, cost)
+        except BackendUnavailableError as error:
+            return self._unavailable(bucket, cost, error)
+        self._backend_back()
+        return found
+
+    async def after_answer(self, permit: Permit, pauses: list[tuple[float, str]]) -> None:
+        """Tell the shared backend: re-date the admission, publish the server's pauses."""
+        backend = self.backend
+        if backend is None or permit._bucket.remote is None:
+            return
+        try:
+            if permit.remote is not None:
+                await backend.settle(permit.remote)
+            for delay, _ in pauses:
+                await backend.pause(str(permit.key), delay)
+        except BackendUnavailableError as error:
+            logger.debug("could not update the backend after an answer: %s", error)
 
     async def _sleep_head(self, bucket: _Bucket, deadline: float) -> None:
         with anyio.CancelScope() as scope:
@@ -688,7 +809,7 @@ class SyncThrottle(ThrottleCore):
             bucket = self._bucket(key)
             self._check_too_long(bucket, self.clock.now())
             self._check_cost(bucket, cost)
-            if bucket.live == 0:
+            if bucket.live == 0 and bucket.remote is None:
                 permit = self._try_admit(bucket, cost, origin)
                 if permit is not None:
                     return permit
@@ -716,24 +837,64 @@ class SyncThrottle(ThrottleCore):
         origin: str | None,
         deadline: float | None,
     ) -> Permit:
+        retry_at = -math.inf  # when the shared backend said to come back
         while True:
             if bucket.waiters[0] is not waiter:
                 self._changed.wait()
                 continue
             now = self.clock.now()
             self._check_too_long(bucket, now)
-            wait = self._wait_time(bucket, now, cost, origin)
+            wait = max(self._wait_time(bucket, now, cost, origin), retry_at - now)
             if wait <= 0:
-                if self._take_slot():
+                if not self._take_slot():
+                    self._changed.wait()  # a slot frees: notified
+                    continue
+                if bucket.remote is None:
                     return self._admit(bucket, cost, now)
-                self._changed.wait()  # a slot frees: notified
-                continue
+                try:
+                    remote, wait = self._remote_acquire_sync(bucket, cost)
+                except BaseException:
+                    self._give_slot()
+                    raise
+                if wait <= 0:
+                    permit = self._admit(bucket, cost, now)
+                    permit.remote = remote
+                    return permit
+                self._give_slot()  # never hold concurrency while sleeping
+                now = self.clock.now()
+                retry_at = now + wait
             if deadline is not None and math.isfinite(wait) and now + wait > deadline:
                 raise DeadlineExceededError(
                     deadline=deadline - now,
                     reason=f"the throttle's next slot is {wait:.3f} s away",
                 )
             self._changed.wait(None if math.isinf(wait) else wait)
+
+    def _remote_acquire_sync(
+        self, bucket: _Bucket, cost: float
+    ) -> tuple[RemoteAdmission | None, float]:
+        backend = self.backend
+        assert backend is not None  # noqa: S101
+        assert bucket.remote is not None  # noqa: S101
+        try:
+            found = backend.acquire_sync(str(bucket.key), bucket.remote, cost)
+        except BackendUnavailableError as error:
+            return self._unavailable(bucket, cost, error)
+        self._backend_back()
+        return found
+
+    def after_answer_sync(self, permit: Permit, pauses: list[tuple[float, str]]) -> None:
+        """Tell the shared backend: re-date the admission, publish the server's pauses."""
+        backend = self.backend
+        if backend is None or permit._bucket.remote is None:
+            return
+        try:
+            if permit.remote is not None:
+                backend.settle_sync(permit.remote)
+            for delay, _ in pauses:
+                backend.pause_sync(str(permit.key), delay)
+        except BackendUnavailableError as error:
+            logger.debug("could not update the backend after an answer: %s", error)
 
     def statistics(self) -> ThrottleStatistics:
         with self._lock:

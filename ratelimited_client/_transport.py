@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
     from types import TracebackType
 
+    from ._backends import RedisBackend
     from ._clock import Clock
     from ._signals import Dialect
     from ._throttle import Permit, Throttle, ThrottleCore, ThrottleStatistics
@@ -148,6 +149,7 @@ class ClientState:
         clock: Clock | None,
         sync: bool = False,
         bucket_rates: Mapping[Hashable, RateTypes] | None = None,
+        backend: RedisBackend | None = None,
     ) -> ClientState:
         """Validate every throttle option (naming the bad one) and build the state."""
         throttle = build_throttle(
@@ -160,6 +162,7 @@ class ClientState:
             clock=clock,
             sync=sync,
             bucket_rates=bucket_rates,
+            backend=backend,
         )
         return cls(
             throttle=throttle,
@@ -245,6 +248,7 @@ class _Try:
         "cost",
         "key",
         "origin",
+        "pauses",
         "received_at",
         "request",
         "route",
@@ -264,6 +268,7 @@ class _Try:
         self.bucket = ""
         self.route: str | None = None
         self.sent = self.received_at = self.wall_now = 0.0
+        self.pauses: list[tuple[float, str]] = []
 
     def admitted(self, permit: Permit) -> None:
         self.bucket = str(self.key)
@@ -293,7 +298,7 @@ class _Try:
         """Read the answer's signal, feed it to the bucket, report it. (Settles first.)"""
         core = self.core
         signal = core._read_signal(response, body, self.received_at, self.wall_now)
-        pauses = permit.observe(signal, self.origin)
+        pauses = self.pauses = permit.observe(signal, self.origin)
         hooks = core._hooks
         self._completed(
             response.status_code, self.received_at - self.sent, None, throttled=signal.throttled
@@ -382,6 +387,9 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
         metrics: a :class:`Hooks` object (e.g. :class:`PrometheusMetrics`) or
             several, told of every decision: sends, waits, pauses, retries,
             quotas, token refreshes. Logging needs none (``ratelimited_client`` logger).
+        backend: where the limits are decided: in this process (``None``, the
+            default) or in Redis (:class:`RedisBackend`), one quota shared by
+            every process and host using it.
         clock: where time comes from; for tests (see ``ratelimited_client.testing``).
 
     Per request, ``extensions={"ratelimit_cost": n}`` charges ``n`` units
@@ -407,6 +415,7 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
         learn: bool = True,
         dialects: Sequence[Dialect] | None = None,
         metrics: Hooks | Sequence[Hooks] | None = None,
+        backend: RedisBackend | None = None,
         clock: Clock | None = None,
     ) -> None:
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
@@ -425,6 +434,7 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
             dialects=dialects,
             metrics=metrics,
             clock=clock,
+            backend=backend,
         )
         self._init(transport or httpx.AsyncHTTPTransport(), shared)
         shared.hooks.attach(self)
@@ -485,6 +495,8 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
             permit.release()
             raise
         signal = step.answered(response, body, permit)
+        if throttle.backend is not None:
+            await throttle.after_answer(permit, step.pauses)
         if response.is_closed or not isinstance(response.stream, httpx.AsyncByteStream):
             # Already read (an in-memory or small rejected body) or sync-only: nothing to hold.
             permit.release()
