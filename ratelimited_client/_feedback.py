@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ServerFeedback"]
 
+# The learned rate that came from another process (a shared backend).
+_SHARED: Final = "shared"
 # Most requests in flight while nothing is known of the quota.
 _PROBE_MAX: Final = 4.0
 # A 429 that names no wait at all pauses this long, doubling with each in a row.
@@ -295,6 +297,12 @@ class ServerFeedback:
             limit = min(limit, max(1, math.floor(previous.limit * _DECREASE)))
         self._learned_rates[_FROM_429] = Rate(limit, window)
         self._rebuild()
+
+    def adopt(self, rate: Rate) -> None:
+        """A limit learned elsewhere (another process, through a shared backend)."""
+        if self._learned_rates.get(_SHARED) != rate:
+            self._learned_rates[_SHARED] = rate
+            self._rebuild()
 
     def _rebuild(self) -> None:
         """A fresh learned limiter for the current rates, replaying recent answers."""

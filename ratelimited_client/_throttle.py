@@ -52,12 +52,12 @@ from ._errors import (
 )
 from ._feedback import ServerFeedback
 from ._limiters import build_limiter
-from ._rate import TokenBucket
+from ._rate import SlidingWindow, TokenBucket
 
 if TYPE_CHECKING:
     from collections.abc import Hashable, Mapping
 
-    from ._backends import RedisBackend, RemoteAdmission
+    from ._backends import RedisBackend, RemoteAdmission, RemoteDecision
     from ._clock import Clock
     from ._limiters import Limiter, Ticket
     from ._rate import LimitSpec, Rate
@@ -163,6 +163,7 @@ class _Bucket:
         "live",
         "outstanding",
         "remote",
+        "shared_rate",
         "waiters",
     )
 
@@ -180,6 +181,7 @@ class _Bucket:
         # while the backend is away (on_unavailable="local").
         self.remote: tuple[LimitSpec, ...] | None = None
         self.fallback: Limiter | None = None
+        self.shared_rate: Rate | None = None  # learned by some process, kept in the backend
 
     def kick(self) -> None:
         """Wake the head early: something that may shorten its wait happened."""
@@ -355,7 +357,7 @@ class ThrottleCore:
 
     def _check_cost(self, bucket: _Bucket, cost: float) -> None:
         limiter = bucket.limiter or bucket.fallback
-        if bucket.remote is not None:
+        if bucket.remote:
             most = min(
                 (spec.burst or spec.rate.limit)
                 if isinstance(spec, TokenBucket)
@@ -413,6 +415,32 @@ class ThrottleCore:
         if wait <= 0:
             fallback.acquire(now, cost, pending=False)
         return None, max(0.0, wait)
+
+    @staticmethod
+    def _remote_specs(bucket: _Bucket) -> tuple[LimitSpec, ...]:
+        """The limits decided in the backend: configured, or learned by some process."""
+        if bucket.remote:
+            return bucket.remote
+        if bucket.shared_rate is not None:
+            return (SlidingWindow(bucket.shared_rate),)
+        return ()
+
+    def _decided(
+        self, bucket: _Bucket, decision: RemoteDecision
+    ) -> tuple[RemoteAdmission | None, float]:
+        self._backend_back()
+        learned = decision.learned
+        if not bucket.remote and learned is not None and learned != bucket.shared_rate:
+            bucket.shared_rate = learned  # another process learned the limit: keep to it
+            bucket.feedback.adopt(learned)
+        return decision.admission, decision.wait
+
+    def _to_publish(self, bucket: _Bucket) -> Rate | None:
+        """A limit this process learned that the backend does not hold yet."""
+        learned = bucket.feedback.learned_rate
+        if bucket.remote or learned is None or learned == bucket.shared_rate:
+            return None
+        return learned
 
     def _backend_back(self) -> None:
         if self._backend_down:
@@ -512,10 +540,11 @@ class ThrottleCore:
                 rng=self.rng,
                 max_wait=self.max_wait,
             )
-            if self.backend is not None and rates:
+            if self.backend is not None:
+                # Shared: limits, pauses and learned limits live in the backend.
                 bucket = self._buckets[key] = _Bucket(key, None, feedback)
                 bucket.remote = rates
-                if self.backend.on_unavailable == "local":
+                if rates and self.backend.on_unavailable == "local":
                     bucket.fallback = build_limiter(self.backend.local_specs(rates))
             else:
                 bucket = self._buckets[key] = _Bucket(key, build_limiter(rates), feedback)
@@ -697,22 +726,25 @@ class Throttle(ThrottleCore):
         assert backend is not None  # noqa: S101
         assert bucket.remote is not None  # noqa: S101
         try:
-            found = await backend.acquire(str(bucket.key), bucket.remote, cost)
+            decision = await backend.acquire(str(bucket.key), self._remote_specs(bucket), cost)
         except BackendUnavailableError as error:
             return self._unavailable(bucket, cost, error)
-        self._backend_back()
-        return found
+        return self._decided(bucket, decision)
 
     async def after_answer(self, permit: Permit, pauses: list[tuple[float, str]]) -> None:
         """Tell the shared backend: re-date the admission, publish the server's pauses."""
         backend = self.backend
-        if backend is None or permit._bucket.remote is None:
+        bucket = permit._bucket
+        if backend is None or bucket.remote is None:
             return
         try:
             if permit.remote is not None:
                 await backend.settle(permit.remote)
             for delay, _ in pauses:
                 await backend.pause(str(permit.key), delay)
+            learned = self._to_publish(bucket)
+            if learned is not None:
+                bucket.shared_rate = await backend.learn(str(permit.key), learned)
         except BackendUnavailableError as error:
             logger.debug("could not update the backend after an answer: %s", error)
 
@@ -877,22 +909,25 @@ class SyncThrottle(ThrottleCore):
         assert backend is not None  # noqa: S101
         assert bucket.remote is not None  # noqa: S101
         try:
-            found = backend.acquire_sync(str(bucket.key), bucket.remote, cost)
+            decision = backend.acquire_sync(str(bucket.key), self._remote_specs(bucket), cost)
         except BackendUnavailableError as error:
             return self._unavailable(bucket, cost, error)
-        self._backend_back()
-        return found
+        return self._decided(bucket, decision)
 
     def after_answer_sync(self, permit: Permit, pauses: list[tuple[float, str]]) -> None:
         """Tell the shared backend: re-date the admission, publish the server's pauses."""
         backend = self.backend
-        if backend is None or permit._bucket.remote is None:
+        bucket = permit._bucket
+        if backend is None or bucket.remote is None:
             return
         try:
             if permit.remote is not None:
                 backend.settle_sync(permit.remote)
             for delay, _ in pauses:
                 backend.pause_sync(str(permit.key), delay)
+            learned = self._to_publish(bucket)
+            if learned is not None:
+                bucket.shared_rate = backend.learn_sync(str(permit.key), learned)
         except BackendUnavailableError as error:
             logger.debug("could not update the backend after an answer: %s", error)
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ._redis import OnUnavailable, RedisBackend, RemoteAdmission
+from ._redis import OnUnavailable, RedisBackend, RemoteAdmission, RemoteDecision
 
-__all__ = ["OnUnavailable", "RedisBackend", "RemoteAdmission"]
+__all__ = ["OnUnavailable", "RedisBackend", "RemoteAdmission", "RemoteDecision"]

@@ -24,7 +24,7 @@ import threading
 import uuid
 import weakref
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 from .._errors import BackendUnavailableError, ConfigurationError
 from .._rate import Rate, SlidingWindow, TokenBucket
@@ -32,14 +32,14 @@ from .._rate import Rate, SlidingWindow, TokenBucket
 if TYPE_CHECKING:
     from .._rate import LimitSpec
 
-__all__ = ["OnUnavailable", "RedisBackend", "RemoteAdmission"]
+__all__ = ["OnUnavailable", "RedisBackend", "RemoteAdmission", "RemoteDecision"]
 
 OnUnavailable = Literal["fail_closed", "fail_open", "local"]
 _MODES: Final = ("fail_closed", "fail_open", "local")
 
 _SCRIPTS: Final = {
     name: resources.files(__package__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    for name in ("acquire", "settle", "pause")
+    for name in ("acquire", "settle", "pause", "learn")
 }
 
 
@@ -47,6 +47,30 @@ def _redis_errors() -> tuple[type[BaseException], ...]:
     import redis.exceptions
 
     return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+# A learned limit is kept this long after it was last confirmed.
+_LEARNED_TTL_MS: Final = 3_600_000
+
+
+def _parse_learned(raw: Any) -> Rate | None:
+    """``"<per second> <limit>/<period>s"`` → the rate; anything else → ``None``."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    if not isinstance(text, str) or " " not in text:
+        return None
+    try:
+        return Rate.parse(text.split(" ", 1)[1])
+    except ValueError:
+        return None
+
+
+class RemoteDecision(NamedTuple):
+    """Private. The backend's answer: admitted (``admission``), or how long to wait;
+    and the limit some process learned for the bucket, if any."""
+
+    admission: RemoteAdmission | None
+    wait: float
+    learned: Rate | None
 
 
 class RemoteAdmission:
@@ -172,9 +196,10 @@ class RedisBackend:
         return "redis (a given client)"
 
     def keys(self, bucket: str, specs: tuple[LimitSpec, ...]) -> list[str]:
-        """The pause key and one key per limit; one hash slot per bucket."""
+        """The pause key, the learned-limit key and one key per limit; one hash
+        slot per bucket."""
         tag = f"{{{self.prefix}:{bucket}}}"
-        found = [f"{tag}:pause"]
+        found = [f"{tag}:pause", f"{tag}:learned"]
         for spec in specs:
             rate = spec.rate
             if isinstance(spec, TokenBucket):
@@ -249,9 +274,10 @@ class RedisBackend:
         return self.keys(bucket, specs), argv + self._spec_args(specs), admission
 
     @staticmethod
-    def _answer(raw: Any, admission: RemoteAdmission) -> tuple[RemoteAdmission | None, float]:
+    def _answer(raw: Any, admission: RemoteAdmission) -> RemoteDecision:
         admitted, wait_us = int(raw[0]), float(raw[1])
-        return (admission if admitted else None), wait_us / 1_000_000
+        learned = _parse_learned(raw[3]) if len(raw) > 3 else None
+        return RemoteDecision(admission if admitted else None, wait_us / 1_000_000, learned)
 
     def acquire_sync(
         self,
@@ -260,9 +286,9 @@ class RedisBackend:
         cost: float,
         *,
         now_us: int | None = None,
-    ) -> tuple[RemoteAdmission | None, float]:
+    ) -> RemoteDecision:
         """Take ``cost`` on every limit now, in one round trip, or say how many
-        seconds until it would fit: ``(admission, 0.0)`` or ``(None, wait)``."""
+        seconds until it would fit; with the limit some process learned, if any."""
         keys, argv, admission = self._acquire_args(bucket, specs, cost, now_us)
         client = self._sync_client()
         self.round_trips += 1
@@ -276,7 +302,7 @@ class RedisBackend:
         cost: float,
         *,
         now_us: int | None = None,
-    ) -> tuple[RemoteAdmission | None, float]:
+    ) -> RemoteDecision:
         """The async twin of :meth:`acquire_sync`."""
         keys, argv, admission = self._acquire_args(bucket, specs, cost, now_us)
         raw = await self._call("acquire", keys, argv)
@@ -286,7 +312,7 @@ class RedisBackend:
         self, admission: RemoteAdmission, now_us: int | None
     ) -> tuple[list[str], list[str]]:
         sliding = tuple(s for s in admission.specs if isinstance(s, SlidingWindow))
-        keys = self.keys(admission.bucket, sliding)[1:]
+        keys = self.keys(admission.bucket, sliding)[2:]
         argv = ["" if now_us is None else str(now_us), str(admission.cost), admission.id, "1000"]
         return keys, argv
 
@@ -306,14 +332,30 @@ class RedisBackend:
 
     def pause_sync(self, bucket: str, seconds: float) -> None:
         """Pause ``bucket`` for every process for ``seconds`` (never shortens a pause)."""
-        keys, argv = [self.keys(bucket, ())[0]], [str(max(1, math.ceil(seconds * 1000)))]
+        keys, argv = self.keys(bucket, ())[:1], [str(max(1, math.ceil(seconds * 1000)))]
         client = self._sync_client()
         self.round_trips += 1
         self._guard(lambda: self._script(client, "pause")(keys=keys, args=argv))
 
     async def pause(self, bucket: str, seconds: float) -> None:
-        keys, argv = [self.keys(bucket, ())[0]], [str(max(1, math.ceil(seconds * 1000)))]
+        keys, argv = self.keys(bucket, ())[:1], [str(max(1, math.ceil(seconds * 1000)))]
         await self._call("pause", keys, argv)
+
+    def _learn_args(self, bucket: str, rate: Rate) -> tuple[list[str], list[str]]:
+        text = f"{rate.per_second!r} {rate.limit:g}/{rate.period!r}s"
+        return [self.keys(bucket, ())[1]], [text, str(_LEARNED_TTL_MS)]
+
+    def learn_sync(self, bucket: str, rate: Rate) -> Rate | None:
+        """Share a limit learned from the server; returns the one now in force."""
+        keys, argv = self._learn_args(bucket, rate)
+        client = self._sync_client()
+        self.round_trips += 1
+        raw = self._guard(lambda: self._script(client, "learn")(keys=keys, args=argv))
+        return _parse_learned(raw)
+
+    async def learn(self, bucket: str, rate: Rate) -> Rate | None:
+        keys, argv = self._learn_args(bucket, rate)
+        return _parse_learned(await self._call("learn", keys, argv))
 
     async def _call(self, name: str, keys: list[str], argv: list[str]) -> Any:
         self.round_trips += 1

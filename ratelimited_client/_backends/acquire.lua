@@ -2,7 +2,8 @@
 -- on Redis's own clock. One call per admission attempt.
 --
 -- KEYS[1]      the bucket's pause key (a server-imposed pause, shared by processes)
--- KEYS[2..n]   one key per limit of the bucket, in the order of the specs below
+-- KEYS[2]      the bucket's learned-limit key (a limit some process learned)
+-- KEYS[3..n]   one key per limit of the bucket, in the order of the specs below
 -- ARGV[1]      "" to read Redis TIME, or a time in microseconds (tests only)
 -- ARGV[2]      cost, in whole units (>= 1)
 -- ARGV[3]      a unique id for this admission (sliding-window members)
@@ -10,7 +11,8 @@
 -- then four per limit: kind ("sw" strict sliding window | "gcra"),
 --                      limit, period in microseconds, burst (gcra; ignored for sw)
 --
--- Returns {admitted (0|1), wait in microseconds, now in microseconds (as strings)}.
+-- Returns {admitted (0|1), wait in microseconds, now in microseconds, the learned
+-- limit or ""} (as strings).
 -- Units are never booked ahead: the decision is made when the request can go,
 -- from slots already re-dated to when their answers arrived (settle.lua).
 -- A sliding window keeps one sorted-set member per unit, scored by its time;
@@ -33,9 +35,11 @@ if paused > 0 then
   wait = paused * 1000
 end
 
+local learned = redis.call("GET", KEYS[2]) or ""
+
 local specs = {}
-for i = 2, #KEYS do
-  local base = 4 + (i - 2) * 4
+for i = 3, #KEYS do
+  local base = 4 + (i - 3) * 4
   local spec = {
     key = KEYS[i],
     kind = ARGV[base + 1],
@@ -72,7 +76,7 @@ for i = 2, #KEYS do
 end
 
 if wait > 0 or ARGV[4] ~= "take" then
-  return {0, string.format("%.0f", wait), string.format("%.0f", now)}
+  return {0, string.format("%.0f", wait), string.format("%.0f", now), learned}
 end
 
 local at = now
@@ -93,4 +97,4 @@ for _, spec in ipairs(specs) do
     redis.call("SET", spec.key, string.format("%.0f", new_tat), "PX", ttl)
   end
 end
-return {1, "0", stamp}
+return {1, "0", stamp, learned}
