@@ -726,7 +726,9 @@ class Throttle(ThrottleCore):
         assert backend is not None  # noqa: S101
         assert bucket.remote is not None  # noqa: S101
         try:
-            decision = await backend.acquire(str(bucket.key), self._remote_specs(bucket), cost)
+            decision = await backend.acquire(
+                str(bucket.key), self._remote_specs(bucket), cost, learned=not bucket.remote
+            )
         except BackendUnavailableError as error:
             return self._unavailable(bucket, cost, error)
         return self._decided(bucket, decision)
@@ -909,7 +911,9 @@ class SyncThrottle(ThrottleCore):
         assert backend is not None  # noqa: S101
         assert bucket.remote is not None  # noqa: S101
         try:
-            decision = backend.acquire_sync(str(bucket.key), self._remote_specs(bucket), cost)
+            decision = backend.acquire_sync(
+                str(bucket.key), self._remote_specs(bucket), cost, learned=not bucket.remote
+            )
         except BackendUnavailableError as error:
             return self._unavailable(bucket, cost, error)
         return self._decided(bucket, decision)

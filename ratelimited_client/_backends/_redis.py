@@ -19,6 +19,7 @@ flushed script cache, a failover), so nothing is lost there.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import uuid
@@ -181,6 +182,10 @@ class RedisBackend:
         self._async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._scripts: dict[tuple[int, str], Any] = {}
         self.round_trips = 0  # script calls made, for statistics and benchmarks
+        # Admission ids: unique per process and call, cheaper than a uuid each time.
+        self._ids = uuid.uuid4().hex[:12] + ":"
+        self._counter = itertools.count()
+        self._prepared: dict[tuple[str, tuple[LimitSpec, ...]], tuple[list[str], list[str]]] = {}
 
     # -- where state lives ------------------------------------------------------------
 
@@ -266,12 +271,32 @@ class RedisBackend:
     # -- the three operations, sync and async -------------------------------------------
 
     def _acquire_args(
-        self, bucket: str, specs: tuple[LimitSpec, ...], cost: float, now_us: int | None
+        self,
+        bucket: str,
+        specs: tuple[LimitSpec, ...],
+        cost: float,
+        now_us: int | None,
+        learned: bool,
     ) -> tuple[list[str], list[str], RemoteAdmission]:
         units = max(1, math.ceil(cost))
-        admission = RemoteAdmission(bucket, specs, units, uuid.uuid4().hex)
-        argv = ["" if now_us is None else str(now_us), str(units), admission.id, "take"]
-        return self.keys(bucket, specs), argv + self._spec_args(specs), admission
+        admission = RemoteAdmission(bucket, specs, units, f"{self._ids}{next(self._counter)}")
+        prepared = self._prepared.get((bucket, specs))
+        if prepared is None:
+            if len(self._prepared) > 4096:
+                self._prepared.clear()
+            prepared = self._prepared[(bucket, specs)] = (
+                self.keys(bucket, specs),
+                self._spec_args(specs),
+            )
+        keys, spec_args = prepared
+        argv = [
+            "" if now_us is None else str(now_us),
+            str(units),
+            admission.id,
+            "take",
+            "1" if learned else "0",
+        ]
+        return keys, argv + spec_args, admission
 
     @staticmethod
     def _answer(raw: Any, admission: RemoteAdmission) -> RemoteDecision:
@@ -285,11 +310,13 @@ class RedisBackend:
         specs: tuple[LimitSpec, ...],
         cost: float,
         *,
+        learned: bool = False,
         now_us: int | None = None,
     ) -> RemoteDecision:
         """Take ``cost`` on every limit now, in one round trip, or say how many
-        seconds until it would fit; with the limit some process learned, if any."""
-        keys, argv, admission = self._acquire_args(bucket, specs, cost, now_us)
+        seconds until it would fit; with ``learned``, also read the limit some
+        process learned for the bucket (for buckets with no configured limit)."""
+        keys, argv, admission = self._acquire_args(bucket, specs, cost, now_us, learned)
         client = self._sync_client()
         self.round_trips += 1
         raw = self._guard(lambda: self._script(client, "acquire")(keys=keys, args=argv))
@@ -301,10 +328,11 @@ class RedisBackend:
         specs: tuple[LimitSpec, ...],
         cost: float,
         *,
+        learned: bool = False,
         now_us: int | None = None,
     ) -> RemoteDecision:
         """The async twin of :meth:`acquire_sync`."""
-        keys, argv, admission = self._acquire_args(bucket, specs, cost, now_us)
+        keys, argv, admission = self._acquire_args(bucket, specs, cost, now_us, learned)
         raw = await self._call("acquire", keys, argv)
         return self._answer(raw, admission)
 

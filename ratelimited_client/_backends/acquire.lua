@@ -8,6 +8,7 @@
 -- ARGV[2]      cost, in whole units (>= 1)
 -- ARGV[3]      a unique id for this admission (sliding-window members)
 -- ARGV[4]      "take" to admit when possible, "peek" to only report the wait
+-- ARGV[5]      "1" to read the learned-limit key (buckets with no configured limit)
 -- then four per limit: kind ("sw" strict sliding window | "gcra"),
 --                      limit, period in microseconds, burst (gcra; ignored for sw)
 --
@@ -35,11 +36,14 @@ if paused > 0 then
   wait = paused * 1000
 end
 
-local learned = redis.call("GET", KEYS[2]) or ""
+local learned = ""
+if ARGV[5] == "1" then
+  learned = redis.call("GET", KEYS[2]) or ""
+end
 
 local specs = {}
 for i = 3, #KEYS do
-  local base = 4 + (i - 3) * 4
+  local base = 5 + (i - 3) * 4
   local spec = {
     key = KEYS[i],
     kind = ARGV[base + 1],
