@@ -70,18 +70,18 @@ async def test_naive_httpx_tenacity_client_gets_banned(
 async def test_client_that_knows_the_rate_never_gets_a_429(
     mock_api_server: MockAPIServerFactory,
 ) -> None:
-    """rate=Rate(50, 1 s): 1,000 requests at concurrency 200, in bursts: zero 429s."""
+    """rate=Rate(50, 1 s): 500 requests at concurrency 200, in bursts: zero 429s."""
     server: MockAPIServer = mock_api_server(**PENALTY)
     async with RateLimitedClient(base_url=server.url, rate=Rate(50, 1.0)) as client:
         started = time.monotonic()
         with anyio.fail_after(60):
-            statuses = await bursts(client.get, total=1000, concurrency=200, burst=250, gap=0.5)
+            statuses = await bursts(client.get, total=500, concurrency=200, burst=250, gap=0.5)
         elapsed = time.monotonic() - started
     stats = server.stats()
-    assert statuses == [200] * 1000
+    assert statuses == [200] * 500
     assert (stats.rejected, stats.penalties) == (0, 0)
     assert stats.max_received_in_window <= 50
-    assert 19.0 <= elapsed <= 19.0 * 1.05 + 0.5  # (1000 / 50 - 1) periods at least
+    assert 9.0 <= elapsed <= 9.0 * 1.05 + 0.5  # (500 / 50 - 1) periods at least
 
 
 async def test_client_that_does_not_know_the_rate_never_trips_the_penalty(
