@@ -1,0 +1,245 @@
+"""Limiter micro-benchmarks (no HTTP): the library's throttle against aiolimiter,
+PyrateLimiter and limits, in the same run.
+
+    .venv/bin/python benchmarks/bench_limiters.py [--quick] [--json PATH]
+
+1. Uncontended acquisition: microseconds per acquire (+ release) on a quota that
+   never binds; medians of 5 runs of 20,000.
+2. Contended: 5,000 tasks waiting at once on 2,000 per second with a burst of
+   10 (5 ms: an event loop's timers wake about once a millisecond, so a burst of
+   1 at 0.5 ms spacing cannot be kept by anyone; measured: both libraries reach
+   about 44 % of the rate then). Ours: ``TokenBucket(Rate(2000, 1), burst=10)``;
+   aiolimiter: ``AsyncLimiter(10, 10/2000)``. Achieved rate against configured,
+   CPU seconds per 1,000 admissions, and the lateness of each admission against
+   its ideal slot (``first + max(0, i - 9) / 2000`` for the i-th, counted from the
+   first admission), p50 and p99.
+   Ours also on trio. PyrateLimiter and limits have no async waiting API to compare here
+   (their callers poll or sleep themselves).
+3. Memory per waiting request at 100,000 waiters: traced allocations with the
+   waiters parked in the limiter, minus the same number of tasks parked on a
+   bare ``anyio.Event`` (the task itself is not the limiter's cost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import time
+import tracemalloc
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiolimiter
+import anyio
+import limits
+import limits.storage
+import limits.strategies
+import pyrate_limiter
+
+from ratelimited_client import Rate, TokenBucket
+from ratelimited_client._throttle import Throttle
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Coroutine
+
+RATE = 2000
+BURST = 10
+
+
+# -- 1. uncontended ----------------------------------------------------------------
+
+
+async def ours_uncontended(n: int) -> float:
+    throttle = Throttle((TokenBucket(Rate(10**9, 1.0)),))
+    started = time.perf_counter()
+    for _ in range(n):
+        permit = await throttle.acquire("k")
+        permit.release()
+    return (time.perf_counter() - started) / n * 1e6
+
+
+async def aiolimiter_uncontended(n: int) -> float:
+    limiter = aiolimiter.AsyncLimiter(10**9, 1.0)
+    started = time.perf_counter()
+    for _ in range(n):
+        async with limiter:
+            pass
+    return (time.perf_counter() - started) / n * 1e6
+
+
+async def pyrate_uncontended(n: int) -> float:
+    rate = pyrate_limiter.Rate(10**9, pyrate_limiter.Duration.SECOND)
+    limiter = pyrate_limiter.Limiter(pyrate_limiter.InMemoryBucket([rate]))
+    started = time.perf_counter()
+    for _ in range(n):
+        limiter.try_acquire("k", blocking=False)
+    return (time.perf_counter() - started) / n * 1e6
+
+
+async def limits_uncontended(n: int) -> float:
+    limiter = limits.strategies.MovingWindowRateLimiter(limits.storage.MemoryStorage())
+    item = limits.RateLimitItemPerSecond(10**9)
+    started = time.perf_counter()
+    for _ in range(n):
+        limiter.hit(item, "k")
+    return (time.perf_counter() - started) / n * 1e6
+
+
+UNCONTENDED: dict[str, Callable[[int], Awaitable[float]]] = {
+    "ratelimited_client": ours_uncontended,
+    "aiolimiter": aiolimiter_uncontended,
+    "PyrateLimiter (in memory)": pyrate_uncontended,
+    "limits (moving window, memory)": limits_uncontended,
+}
+
+
+# -- 2. contended -------------------------------------------------------------------
+
+
+async def contended(acquire: Callable[[], Awaitable[None]], waiters: int) -> dict[str, float]:
+    admitted: list[float] = []
+
+    async def one() -> None:
+        await acquire()
+        admitted.append(time.perf_counter())
+
+    cpu = time.process_time()
+    async with anyio.create_task_group() as tg:
+        for _ in range(waiters):
+            tg.start_soon(one)
+    cpu = time.process_time() - cpu
+    admitted.sort()
+    first = admitted[0]  # ideal slots count from the first admission (spawning takes time)
+    late = sorted(
+        (t - (first + max(0, i - BURST + 1) / RATE)) * 1000 for i, t in enumerate(admitted)
+    )
+    # The rate after the opening burst: units admitted over the time they took.
+    achieved = (len(admitted) - BURST) / (admitted[-1] - admitted[BURST - 1])
+    return {
+        "achieved_per_s": achieved,
+        "rate_error_pct": (achieved / RATE - 1) * 100,
+        "cpu_s_per_1000": cpu / len(admitted) * 1000,
+        "lateness_p50_ms": late[len(late) // 2],
+        "lateness_p99_ms": late[int(len(late) * 0.99)],
+    }
+
+
+def ours_acquire() -> Callable[[], Awaitable[None]]:
+    throttle = Throttle((TokenBucket(Rate(RATE, 1.0), burst=BURST),))
+
+    async def acquire() -> None:
+        (await throttle.acquire("k")).release()
+
+    return acquire
+
+
+def aiolimiter_acquire() -> Callable[[], Awaitable[None]]:
+    limiter = aiolimiter.AsyncLimiter(BURST, BURST / RATE)
+
+    async def acquire() -> None:
+        await limiter.acquire()
+
+    return acquire
+
+
+# -- 3. memory per waiter -------------------------------------------------------------
+
+
+async def parked_bytes(park: Callable[[], Coroutine[Any, Any, None]], count: int) -> float:
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    async with anyio.create_task_group() as tg:
+        for _ in range(count):
+            tg.start_soon(park)
+        await anyio.wait_all_tasks_blocked()
+        during = tracemalloc.get_traced_memory()[0]
+        tg.cancel_scope.cancel()
+    tracemalloc.stop()
+    return (during - before) / count
+
+
+async def memory_per_waiter(count: int) -> dict[str, float]:
+    gate = anyio.Event()
+
+    async def bare() -> None:
+        await gate.wait()
+
+    throttle = Throttle((TokenBucket(Rate(1, 3600.0), burst=1),))
+    (await throttle.acquire("k")).release()  # the quota is spent: everyone waits
+
+    async def ours() -> None:
+        await throttle.acquire("k")
+
+    limiter = aiolimiter.AsyncLimiter(1, 3600.0)
+    await limiter.acquire()
+
+    async def aio() -> None:
+        await limiter.acquire()
+
+    baseline = await parked_bytes(bare, count)
+    return {
+        "task_baseline_bytes": baseline,
+        "ratelimited_client": await parked_bytes(ours, count) - baseline,
+        "aiolimiter": await parked_bytes(aio, count) - baseline,
+    }
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def run(quick: bool) -> dict[str, Any]:
+    n = 2_000 if quick else 20_000
+    repeat = 1 if quick else 5
+    waiters = 500 if quick else 5_000
+    parked = 2_000 if quick else 100_000
+    results: dict[str, Any] = {"uncontended_us": {}, "contended": {}, "memory_bytes": {}}
+    runs: dict[str, list[float]] = {name: [] for name in UNCONTENDED}
+    for _ in range(repeat):
+        for name, bench in UNCONTENDED.items():
+            runs[name].append(anyio.run(bench, n))
+    results["uncontended_us"] = {name: statistics.median(v) for name, v in runs.items()}
+    results["contended"]["ratelimited_client (asyncio)"] = anyio.run(
+        contended, ours_acquire(), waiters
+    )
+    results["contended"]["ratelimited_client (trio)"] = anyio.run(
+        contended, ours_acquire(), waiters, backend="trio"
+    )
+    results["contended"]["aiolimiter"] = anyio.run(contended, aiolimiter_acquire(), waiters)
+    results["memory_bytes"] = anyio.run(memory_per_waiter, parked)
+    return results
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = ["uncontended acquisition (µs, median):"]
+    lines += [f"  {name:34} {us:8.2f}" for name, us in results["uncontended_us"].items()]
+    lines.append(f"contended: waiters at {RATE}/s, burst {BURST}")
+    lines.append(f"  {'':34} {'rate err %':>10} {'CPU s/1000':>11} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, r in results["contended"].items():
+        lines.append(
+            f"  {name:34} {r['rate_error_pct']:10.3f} {r['cpu_s_per_1000']:11.4f} "
+            f"{r['lateness_p50_ms']:8.3f} {r['lateness_p99_ms']:8.3f}"
+        )
+    memory = results["memory_bytes"]
+    lines.append(
+        f"memory per waiter beyond the task itself ({memory['task_baseline_bytes']:.0f} B): "
+        f"ours {memory['ratelimited_client']:.0f} B, aiolimiter {memory['aiolimiter']:.0f} B"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
+    parser.add_argument("--json", type=Path, help="write the results here as JSON")
+    args = parser.parse_args()
+    results = run(args.quick)
+    print(report(results))
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
