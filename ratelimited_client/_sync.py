@@ -156,10 +156,14 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
         return _SyncCall(self, policy, request).run()
 
     def _attempt(
-        self, request: httpx.Request, deadline: float | None, attempt: int = 1
+        self,
+        request: httpx.Request,
+        deadline: float | None,
+        attempt: int = 1,
+        key: Hashable | None = None,
     ) -> tuple[httpx.Response, RateLimitSignal]:
         """One try: through the throttle, to the wire, and the answer read back."""
-        step = _Try(self, request, attempt)
+        step = _Try(self, request, attempt, key)
         throttle = typing.cast("SyncThrottle", self._throttle)
         permit = throttle.acquire_sync(step.key, step.cost, origin=step.origin, deadline=deadline)
         step.admitted(permit)
@@ -236,7 +240,9 @@ class _SyncCall(_CallCore):
         if self.deadline is not None and self.attempts and self.clock.now() >= self.deadline:
             raise self._deadline_passed()
         self.attempts += 1
-        response, signal = self.transport._attempt(self.request, self.deadline, self.attempts)
+        response, signal = self.transport._attempt(
+            self.request, self.deadline, self.attempts, self.key
+        )
         try:
             return self._checked(response, signal)
         except RetryAfterTooLongError:

@@ -38,9 +38,10 @@ import logging
 import math
 import random
 import threading
+import typing
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import sniffio
@@ -382,6 +383,11 @@ class ThrottleCore:
         self._in_flight = 0
         self._admitted = 0
         self._rejected = 0
+        self._init_waiting()
+
+    def _init_waiting(self) -> None:
+        """The subclass's waiting state (concurrency slots, locks)."""
+        raise NotImplementedError
 
     # -- admission (the subclass waits) --------------------------------------------
 
@@ -630,8 +636,7 @@ class ThrottleCore:
 class Throttle(ThrottleCore):
     """Private. The gate for async code: waits with anyio (asyncio or trio)."""
 
-    def __init__(self, rates: tuple[LimitSpec, ...], **options: Any) -> None:
-        super().__init__(rates, **options)
+    def _init_waiting(self) -> None:
         self._semaphore = _FifoSemaphore(self.max_concurrency) if self.max_concurrency else None
 
     def _take_slot(self) -> bool:
@@ -806,20 +811,24 @@ class SyncPermit(Permit):
 
     __slots__ = ()
 
+    @property
+    def _lock(self) -> threading.RLock:
+        return typing.cast("SyncThrottle", self._throttle)._lock
+
     def settle(self) -> None:
-        with self._throttle._lock:  # type: ignore[attr-defined]
+        with self._lock:
             super().settle()
 
     def hold(self) -> None:
-        with self._throttle._lock:  # type: ignore[attr-defined]
+        with self._lock:
             super().hold()
 
     def observe(self, signal: RateLimitSignal, origin: str | None) -> list[tuple[float, str]]:
-        with self._throttle._lock:  # type: ignore[attr-defined]
+        with self._lock:
             return super().observe(signal, origin)
 
     def release(self) -> None:
-        with self._throttle._lock:  # type: ignore[attr-defined]
+        with self._lock:
             super().release()
 
 
@@ -832,8 +841,7 @@ class SyncThrottle(ThrottleCore):
 
     permit_class = SyncPermit
 
-    def __init__(self, rates: tuple[LimitSpec, ...], **options: Any) -> None:
-        super().__init__(rates, **options)
+    def _init_waiting(self) -> None:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._slots_in_use = 0

@@ -256,13 +256,20 @@ class _Try:
         "wall_now",
     )
 
-    def __init__(self, core: _TransportCore, request: httpx.Request, attempt: int) -> None:
+    def __init__(
+        self,
+        core: _TransportCore,
+        request: httpx.Request,
+        attempt: int,
+        key: Hashable | None = None,
+    ) -> None:
         self.core = core
         self.request = request
         self.attempt = attempt
         self.cost = request_cost(request.extensions)
         self.origin = origin_key(request)
-        self.key = core._bucket_key(request)
+        # A call with retries works the key out once, for all its attempts.
+        self.key = core._bucket_key(request) if key is None else key
         self.clock = core._throttle.clock
         self.asked = self.clock.now()
         self.bucket = ""
@@ -465,10 +472,14 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
         return await _Call(self, policy, request).run()
 
     async def _attempt(
-        self, request: httpx.Request, deadline: float | None, attempt: int = 1
+        self,
+        request: httpx.Request,
+        deadline: float | None,
+        attempt: int = 1,
+        key: Hashable | None = None,
     ) -> tuple[httpx.Response, RateLimitSignal]:
         """One try: through the throttle, to the wire, and the answer read back."""
-        step = _Try(self, request, attempt)
+        step = _Try(self, request, attempt, key)
         throttle = typing.cast("Throttle", self._throttle)
         permit = await throttle.acquire(step.key, step.cost, origin=step.origin, deadline=deadline)
         step.admitted(permit)
@@ -538,7 +549,8 @@ class _CallCore:
         self.deadline = None if policy.deadline is None else self.started + policy.deadline
         self.decision = RetryDecision(retry=False, reason="")
         self.hooks = transport._hooks
-        self.bucket = str(transport._bucket_key(request))
+        self.key = transport._bucket_key(request)
+        self.bucket = str(self.key)
         self.route = _route(request)
         self.attempts = 0
         self.can_replay = replayable(request)
@@ -684,7 +696,9 @@ class _Call(_CallCore):
 
     async def _attempt(self) -> tuple[httpx.Response, RateLimitSignal]:
         self.attempts += 1
-        response, signal = await self.transport._attempt(self.request, self.deadline, self.attempts)
+        response, signal = await self.transport._attempt(
+            self.request, self.deadline, self.attempts, self.key
+        )
         try:
             return self._checked(response, signal)
         except RetryAfterTooLongError:
