@@ -118,6 +118,18 @@ class ServerFeedback:
 
     # -- asked by the throttle before each admission ----------------------------------
 
+    def is_quiet(self, now: float) -> bool:
+        """Nothing here can delay an admission at ``now``, and admitting changes nothing
+        here (the throttle's fast path skips ``wait_time`` and ``on_admit`` then)."""
+        return (
+            self.pause_until <= now
+            and self.too_long_until <= now
+            and not self.caps
+            and self.learned is None
+            and self._pacer is None
+            and self.cwnd is None
+        )
+
     def wait_time(self, now: float, cost: float, outstanding: int) -> float:
         wait = max(0.0, self.pause_until - now)
         for name, cap in list(self.caps.items()):

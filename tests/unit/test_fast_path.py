@@ -1,0 +1,121 @@
+"""The throttle's fast path (the token bucket's arithmetic inline) against the limiter.
+
+``Throttle.acquire`` repeats ``GCRALimiter.try_take`` inline and ``_settle`` repeats
+``settle_dated``, to save calls on the path most requests take. These tests hold
+the inline copies to the limiter's own decisions on random schedules: a request
+the limiter would admit now is admitted at once, one it would not is admitted
+exactly when the limiter says, and the state after settling is the same.
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ratelimited_client import Rate, TokenBucket
+from ratelimited_client._limiters import GCRALimiter
+from ratelimited_client._throttle import Permit, SyncThrottle, Throttle
+from ratelimited_client.testing import FakeClock
+
+# (gap before the request, its cost, seconds until its answer)
+Step = tuple[float, int, float]
+steps = st.lists(
+    st.tuples(
+        st.sampled_from([0.0, 0.0, 0.001, 0.05, 0.1, 0.25, 0.5, 1.0]),
+        st.integers(min_value=1, max_value=3),
+        st.sampled_from([0.0, 0.01, 0.2, 0.6]),
+    ),
+    min_size=1,
+    max_size=25,
+)
+specs = st.tuples(st.integers(1, 10), st.sampled_from([0.5, 1.0, 2.0]), st.integers(3, 6))
+
+
+def run_schedule(spec: tuple[int, float, int], schedule: list[Step], backend: str) -> None:
+    limit, period, burst = spec
+
+    async def main() -> None:
+        clock = FakeClock()
+        throttle = Throttle((TokenBucket(Rate(limit, period), burst=burst),), clock=clock)
+        reference = GCRALimiter(Rate(limit, period), burst)
+        answers: list[tuple[float, Permit, int]] = []
+        for gap, cost, latency in schedule:
+            # Answers due before this request arrive first, in order, each at its time.
+            at = clock.now() + gap
+            answers.sort(key=lambda a: a[0])
+            while answers and answers[0][0] <= at:
+                due, permit, units = answers.pop(0)
+                # (An answer due while a request waited arrives once it is admitted.)
+                await clock.advance(max(0.0, due - clock.now()))
+                permit.release()
+                reference.settle_dated(permit.sent_at, units, clock.now())
+            await clock.advance(at - clock.now())
+            wait = reference.wait_time(clock.now(), cost)
+            asked = clock.now()
+            got: list[Permit] = []
+
+            async def ask(cost: float = cost, got: list[Permit] = got) -> None:
+                got.append(await throttle.acquire("k", cost))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ask)
+                await anyio.wait_all_tasks_blocked()
+                if wait == 0:
+                    assert got, "the limiter admits now; the throttle made it wait"
+                else:
+                    assert not got, f"admitted {wait:g} s before the limiter allows"
+                    await clock.advance(wait)
+                    await anyio.wait_all_tasks_blocked()
+                    assert got, "not admitted when the limiter allowed"
+            assert got[0].sent_at == pytest.approx(asked + wait)
+            assert reference.try_take(clock.now(), cost)
+            answers.append((clock.now() + latency, got[0], cost))
+            bucket = throttle._buckets["k"]
+            assert bucket.fast_limiter is not None
+            assert bucket.fast_limiter.tat == pytest.approx(reference.tat)
+
+    anyio.run(main, backend=backend)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=specs, schedule=steps, backend=st.sampled_from(["asyncio", "trio"]))
+def test_fast_path_admits_exactly_what_the_token_bucket_admits(
+    spec: tuple[int, float, int], schedule: list[Step], backend: str
+) -> None:
+    run_schedule(spec, schedule, backend)
+
+
+def test_fast_path_is_taken_when_nothing_else_can_say_no() -> None:
+    """An uncontended token bucket takes the fast path (no ticket objects)."""
+
+    async def main() -> None:
+        throttle = Throttle((TokenBucket(Rate(5, 1.0), burst=5),), clock=FakeClock())
+        permit = await throttle.acquire("k")
+        assert permit._fast is not None
+        assert permit._tickets == ()
+        permit.release()
+        latency_proof = Throttle(
+            (TokenBucket(Rate(5, 1.0), burst=5),), clock=FakeClock(), latency_proof=True
+        )
+        slow = await latency_proof.acquire("k")
+        assert slow._fast is None
+        assert slow._tickets != ()
+        slow.release()
+
+    anyio.run(main)
+
+
+def test_sync_fast_path_matches_the_token_bucket() -> None:
+    clock = FakeClock()
+    throttle = SyncThrottle((TokenBucket(Rate(2, 1.0), burst=2),), clock=clock)
+    reference = GCRALimiter(Rate(2, 1.0), 2)
+    permits = [throttle._fast_admit(throttle._bucket("k"), 1.0, None, 0.0) for _ in range(3)]
+    assert [p is not None for p in permits] == [True, True, False]
+    assert reference.try_take(0.0, 1.0)
+    assert reference.try_take(0.0, 1.0)
+    assert not reference.try_take(0.0, 1.0)
+    bucket = throttle._buckets["k"]
+    assert bucket.fast_limiter is not None
+    assert bucket.fast_limiter.tat == reference.tat
