@@ -4,6 +4,8 @@
     python3 dev.py demo     # run the demo against the bundled mock API
     python3 dev.py test     # lint, type-check and run the whole test suite
     python3 dev.py loadtest # a headless, time-bounded Locust run against the mock API
+    python3 dev.py bench    # every benchmark against the peers (~15 min); updates
+                            # benchmarks/README.md and benchmarks/results/
 
 Needs nothing but Python 3.11+: on first use (and whenever pyproject.toml
 changes) it creates ``.venv`` beside this file and installs the project with
@@ -105,8 +107,13 @@ def cmd_loadtest(extra: list[str]) -> int:
     return run(str(PYTHON), str(ROOT / "locustfiles" / "run.py"), *extra)
 
 
+def cmd_bench(extra: list[str]) -> int:
+    script = str(ROOT / "benchmarks" / "run.py")
+    return run(str(PYTHON), script, *(extra or ["--update-readme"]))
+
+
 def main(argv: list[str]) -> int:
-    commands = {"test": cmd_test, "demo": cmd_demo, "loadtest": cmd_loadtest}
+    commands = {"test": cmd_test, "demo": cmd_demo, "loadtest": cmd_loadtest, "bench": cmd_bench}
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2

@@ -249,11 +249,18 @@ def check_hooks(metrics: object) -> tuple[Hooks, ...]:
 class Dispatcher:
     """Private. Calls every hook for an event; a raising hook is logged once, then ignored."""
 
-    __slots__ = ("_failed", "hooks")
+    __slots__ = ("_failed", "_user_hooks", "hooks")
 
     def __init__(self, hooks: tuple[Hooks, ...]) -> None:
         self.hooks = (_LOGGING, *hooks)
+        self._user_hooks = bool(hooks)
         self._failed: set[tuple[int, str]] = set()
+
+    def per_request(self) -> bool:
+        """Whether anyone hears the events of every request (``on_throttled``,
+        ``on_request_sent``, ``on_request_completed``, ``on_quota``): a hook of the
+        user's, or the logger at DEBUG. If not, the transport does not build them."""
+        return self._user_hooks or logger.isEnabledFor(logging.DEBUG)
 
     def attach(self, source: StatisticsSource) -> None:
         for hook in self.hooks:

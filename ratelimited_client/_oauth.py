@@ -171,7 +171,13 @@ class _OAuth2Base(httpx.Auth):
         yield request  # one replay; a second 401 goes to the caller
 
     async def before_send(self, request: httpx.Request) -> None:
-        """Re-attach the token if it became due while the request was queued."""
+        """Re-attach the token if it became due while the request was queued.
+
+        Only a token this flow set is renewed: httpx drops ``Authorization`` from a
+        redirect to another origin but keeps the request's extensions, and the
+        bearer token must never follow a redirect to another host."""
+        if "Authorization" not in request.headers:
+            return
         token = await self._current()
         header = f"{token.token_type} {token.access_token}"
         if request.headers.get("Authorization") != header:
@@ -181,7 +187,10 @@ class _OAuth2Base(httpx.Auth):
         return token is None or token is stale or self._clock_now() >= self._due_at
 
     def before_send_sync(self, request: httpx.Request) -> None:
-        """Re-attach the token if it became due while the request was queued (threads)."""
+        """Re-attach the token if it became due while the request was queued (threads);
+        never to a request that lost its ``Authorization`` (see ``before_send``)."""
+        if "Authorization" not in request.headers:
+            return
         token = self._current_sync()
         header = f"{token.token_type} {token.access_token}"
         if request.headers.get("Authorization") != header:

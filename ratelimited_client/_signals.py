@@ -294,6 +294,15 @@ class SignalContext:
     ) -> None:
         self.status = status
         self.headers = headers
+        # Every field's non-empty lines by lower-cased name, read once: the dialects ask
+        # for about thirty names per response, and each httpx lookup scans them all.
+        fields: dict[str, list[str]] = {}
+        for name, value in headers.multi_items():
+            lines = fields.setdefault(name.lower(), [])
+            value = value.strip()
+            if value:
+                lines.append(value)
+        self._fields = fields
         self.body = body
         self.received_at = received_at
         self.max_wait = max_wait
@@ -305,10 +314,10 @@ class SignalContext:
 
     def values(self, name: str) -> list[str]:
         """The field's raw lines, unsplit (an HTTP-date holds a comma)."""
-        return [v.strip() for v in self.headers.get_list(name) if v.strip()]
+        return list(self._fields.get(name.lower(), ()))
 
     def has(self, name: str) -> bool:
-        return name in self.headers
+        return name.lower() in self._fields
 
     def number(self, name: str, *, conservative: Literal["min", "max"]) -> float | None:
         """A numeric field; repeated or comma-joined values give the conservative one."""
@@ -963,6 +972,19 @@ DEFAULT_DIALECTS: tuple[Dialect, ...] = (
 )
 
 
+def _may_signal(status: int, headers: httpx.Headers, body: object) -> bool:
+    """Whether the built-in dialects could find anything: an error status, an error
+    body, or a field whose name holds "limit", "retry" or "quota" (every field they
+    read does)."""
+    if status >= 400 or body is not None:
+        return True
+    for name, _ in headers.raw:
+        lower = name.lower()
+        if b"limit" in lower or b"retry" in lower or b"quota" in lower:
+            return True
+    return False
+
+
 def _is_cached(headers: httpx.Headers) -> bool:
     age = [v for line in headers.get_list("age") if (v := _number(line.split(",")[0])) is not None]
     return bool(age) and max(age) > 0
@@ -993,6 +1015,17 @@ def parse_signal(
     .. versionadded:: 0.1
     """
     headers = headers if isinstance(headers, httpx.Headers) else httpx.Headers(headers)
+    if dialects is DEFAULT_DIALECTS and not _may_signal(status, headers, body):
+        # Most answers: a success with no rate-limit field at all. Nothing to read.
+        return RateLimitSignal(
+            status=status,
+            received_at=received_at,
+            quotas=(),
+            retry=None,
+            throttled=False,
+            dialects=(),
+            cached=_is_cached(headers),
+        )
     ctx = SignalContext(
         status,
         headers,

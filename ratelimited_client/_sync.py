@@ -229,11 +229,33 @@ class _SyncCall(_CallCore):
     transport: SyncRateLimitedTransport
 
     def run(self) -> httpx.Response:
+        self._begin()
+        first: tuple[httpx.Response, RateLimitSignal] | Exception
+        try:
+            first = self._attempt()
+        except Exception as error:
+            if not self._retryable(None, None, error):
+                raise
+            first = error
+        else:
+            if not self._retryable(first[0], first[1], None):
+                return first[0]
+        # A retry is due: tenacity takes over, starting from the first outcome.
+        pending = [first]
+
+        def attempt() -> tuple[httpx.Response, RateLimitSignal]:
+            if pending:
+                outcome = pending.pop()
+                if isinstance(outcome, Exception):
+                    raise outcome
+                return outcome
+            return self._attempt()
+
         retrying = tenacity.Retrying(
             sleep=time.sleep, before_sleep=self._before_sleep, **self._strategies()
         )
         response: httpx.Response
-        response, _ = retrying(self._attempt)
+        response, _ = retrying(attempt)
         return response
 
     def _attempt(self) -> tuple[httpx.Response, RateLimitSignal]:

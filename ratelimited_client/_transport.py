@@ -246,6 +246,7 @@ class _Try:
         "clock",
         "core",
         "cost",
+        "heard",
         "key",
         "origin",
         "pauses",
@@ -267,19 +268,26 @@ class _Try:
         self.request = request
         self.attempt = attempt
         self.cost = request_cost(request.extensions)
-        self.origin = origin_key(request)
+        origin = self.origin = origin_key(request)
         # A call with retries works the key out once, for all its attempts.
-        self.key = core._bucket_key(request) if key is None else key
+        if key is None:
+            default = core._key is origin_key and KEY_EXTENSION not in request.extensions
+            key = origin if default else core._bucket_key(request)
+        self.key = key
         self.clock = core._throttle.clock
         self.asked = self.clock.now()
         self.bucket = ""
         self.route: str | None = None
         self.sent = self.received_at = self.wall_now = 0.0
         self.pauses: list[tuple[float, str]] = []
+        # The per-request events are built only if someone hears them.
+        self.heard = core._hooks.per_request()
 
     def admitted(self, permit: Permit) -> None:
         self.bucket = str(self.key)
         self.route = _route(self.request)
+        if not self.heard:
+            return
         waited = permit.sent_at - self.asked
         throttle = self.core._throttle
         self.core._hooks.emit(
@@ -287,11 +295,14 @@ class _Try:
         )
 
     def sending(self) -> None:
-        request = self.request
-        self.core._hooks.emit(
-            "on_request_sent",
-            RequestSent(request.method, request.url.path, self.bucket, self.route, self.attempt),
-        )
+        if self.heard:
+            request = self.request
+            self.core._hooks.emit(
+                "on_request_sent",
+                RequestSent(
+                    request.method, request.url.path, self.bucket, self.route, self.attempt
+                ),
+            )
         self.sent = self.clock.now()
 
     def failed(self, exc: Exception) -> None:
@@ -310,7 +321,7 @@ class _Try:
         self._completed(
             response.status_code, self.received_at - self.sent, None, throttled=signal.throttled
         )
-        for quota in signal.quotas:
+        for quota in signal.quotas if self.heard else ():
             reset_in = None if quota.reset_at is None else quota.reset_at - self.received_at
             hooks.emit(
                 "on_quota",
@@ -330,6 +341,8 @@ class _Try:
     def _completed(
         self, status: int | None, duration: float, error: str | None, *, throttled: bool
     ) -> None:
+        if not self.heard:
+            return
         request = self.request
         self.core._hooks.emit(
             "on_request_completed",
@@ -576,9 +589,24 @@ class _CallCore:
         _emit(self.policy.on_give_up, event)
         return DeadlineExceededError(deadline=self.policy.deadline or 0.0, reason="it passed")
 
-    def _strategies(self) -> dict[str, typing.Any]:
+    def _begin(self) -> None:
         if self.budget is not None:
             self.budget.record_request(self.started)
+
+    def _retryable(
+        self,
+        response: httpx.Response | None,
+        signal: RateLimitSignal | None,
+        error: BaseException | None,
+    ) -> bool:
+        """Whether the first attempt's outcome calls for a retry. Most do not, and then
+        the call ends without building tenacity's machinery at all."""
+        self.decision = decide(
+            self.policy, self.request, response, error, signal, can_replay=self.can_replay
+        )
+        return self.decision.retry
+
+    def _strategies(self) -> dict[str, typing.Any]:
         return {
             "stop": self._stop,
             "wait": self._wait,
@@ -681,18 +709,42 @@ class _Call(_CallCore):
     transport: RateLimitedTransport
 
     async def run(self) -> httpx.Response:
+        self._begin()
+        if self.deadline is None:
+            return await self._run()
+        with self.clock.cancel_scope(self.deadline) as scope:
+            return await self._run()
+        assert scope.cancelled_caught  # noqa: S101 - only a passed deadline gets here
+        raise self._deadline_passed()
+
+    async def _run(self) -> httpx.Response:
+        first: tuple[httpx.Response, RateLimitSignal] | Exception
+        try:
+            first = await self._attempt()
+        except Exception as error:
+            if not self._retryable(None, None, error):
+                raise
+            first = error
+        else:
+            if not self._retryable(first[0], first[1], None):
+                return first[0]
+        # A retry is due: tenacity takes over, starting from the first outcome.
+        pending = [first]
+
+        async def attempt() -> tuple[httpx.Response, RateLimitSignal]:
+            if pending:
+                outcome = pending.pop()
+                if isinstance(outcome, Exception):
+                    raise outcome
+                return outcome
+            return await self._attempt()
+
         retrying = tenacity.AsyncRetrying(
             sleep=self._sleep, before_sleep=self._before_sleep, **self._strategies()
         )
         response: httpx.Response
-        if self.deadline is None:
-            response, _ = await retrying(self._attempt)
-            return response
-        with self.clock.cancel_scope(self.deadline) as scope:
-            response, _ = await retrying(self._attempt)
-            return response
-        assert scope.cancelled_caught  # noqa: S101 - only a passed deadline gets here
-        raise self._deadline_passed()
+        response, _ = await retrying(attempt)
+        return response
 
     async def _attempt(self) -> tuple[httpx.Response, RateLimitSignal]:
         self.attempts += 1

@@ -1,0 +1,96 @@
+"""Every benchmark of the suite in one run: results JSON, tables and plots.
+
+    python3 dev.py bench            # the full run (about 15 minutes); updates README.md
+    .venv/bin/python benchmarks/run.py --quick --out /tmp/bench   # the smoke run
+
+1. limiter micro-benchmarks (``bench_limiters.py``);
+2. overhead against plain httpx (``bench_overhead.py``);
+3. the scenarios against every peer over real sockets (``bench_scenarios.py``).
+
+Writes ``results-<date>.json`` (or ``quick.json``), ``penalty-timeline.png`` and
+``lateness.png`` into ``--out`` (default ``benchmarks/results``); with
+``--update-readme`` the tables in ``benchmarks/README.md`` are regenerated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import bench_limiters
+import bench_overhead
+import bench_scenarios
+import report
+
+HERE = Path(__file__).resolve().parent
+
+
+def machine() -> str:
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def run(quick: bool, only: str | None) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(),
+        "quick": quick,
+    }
+    started = time.monotonic()
+    if only in (None, "limiters"):
+        print("limiters ...", flush=True)
+        results["limiters"] = bench_limiters.run(quick)
+        print(bench_limiters.report(results["limiters"]), flush=True)
+    if only in (None, "overhead"):
+        print("overhead ...", flush=True)
+        requests, rounds = (300, 1) if quick else (3000, 7)
+        results["overhead"] = anyio.run(bench_overhead.measure, requests, 50, rounds)
+        print(bench_overhead.report(results["overhead"]), flush=True)
+    if only is None or only.startswith("scenarios"):
+        print("scenarios ...", flush=True)
+        prefix = only.split(":", 1)[1] if only and ":" in only else None
+        results["scenarios"] = anyio.run(bench_scenarios.run_all, quick, prefix)
+    results["seconds"] = time.monotonic() - started
+    return results
+
+
+def main() -> None:
+    logging.getLogger("stamina").setLevel(logging.ERROR)
+    logging.getLogger("ratelimited_client").setLevel(logging.ERROR)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
+    parser.add_argument(
+        "--only", help="limiters, overhead, scenarios or scenarios:<name prefix> (default: all)"
+    )
+    parser.add_argument(
+        "--update-readme", action="store_true", help="regenerate benchmarks/README.md's tables"
+    )
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = run(args.quick, args.only)
+    name = "quick.json" if args.quick else f"results-{results['date']}.json"
+    path = args.out / name
+    path.write_text(json.dumps(results) + "\n")
+    report.plot(results, args.out)
+    readme = HERE / "README.md"
+    link = os.path.relpath(args.out.resolve(), readme.parent)
+    text = report.markdown(results, link)
+    if args.update_readme:
+        report.update_readme(readme, text)
+    print(text)
+    print(f"results: {path} ({results['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
