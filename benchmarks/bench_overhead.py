@@ -4,9 +4,11 @@ Both send the same requests to the bundled mock API on 127.0.0.1 (in a process
 of its own) with a limit far above what they can reach, so the throttle never
 makes anyone wait: what is left is its bookkeeping. Runs alternate between the
 two clients and repeat; the report is the median throughput of each and their
-ratio. Both use httpx's default pool (100 connections, 20 kept alive). Keeping
-all 50 alive is slower for both on this machine (about 210 requests/s against
-about 850: httpcore's pool with many live connections, encode/httpx#3215).
+ratio. Both use the same pool of 10 kept-alive connections: with httpx's
+default pool (100 connections, 20 kept alive) at concurrency 50 the plain
+client's own throughput flips between two modes from run to run (about 600 and
+about 1,150 requests/s here; 20 busy kept-alive connections are the slow one,
+compare encode/httpx#3215), which would drown a few per cent of overhead.
 
     .venv/bin/python benchmarks/bench_overhead.py [--requests 3000] [--concurrency 50]
         [--rounds 7] [--json PATH]
@@ -49,14 +51,16 @@ async def throughput(client: httpx.AsyncClient, total: int, concurrency: int) ->
 
 
 async def measure(requests: int, concurrency: int, rounds: int) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=10, max_keepalive_connections=10)
     plain: list[float] = []
     ours: list[float] = []
     with Upstream(MockAPIConfig(limit=10_000_000, window=1.0)) as upstream:
         for _ in range(rounds):
-            async with httpx.AsyncClient(base_url=upstream.url) as client:
+            async with httpx.AsyncClient(base_url=upstream.url, limits=limits) as client:
                 plain.append(await throughput(client, requests, concurrency))
             async with RateLimitedClient(
                 base_url=upstream.url,
+                limits=limits,
                 rate=[Rate(1_000_000, 1.0), Rate(50_000_000, 60.0)],
                 max_concurrency=concurrency * 2,
             ) as client:

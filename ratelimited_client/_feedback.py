@@ -137,6 +137,11 @@ class ServerFeedback:
                 del self.caps[name]  # the window is over; the next answer says more
             elif cap.budget < cost:
                 wait = max(wait, cap.release_at - now)
+                if cap.reset_at - now > self.max_wait:
+                    # A spent quota that resets beyond max_wait: refuse, as for a long
+                    # Retry-After, rather than wait hours (the throttle raises).
+                    self.too_long_until = max(self.too_long_until, cap.reset_at)
+                    self.too_long_delay = cap.reset_at - now
         if self.learned is not None:
             wait = max(wait, self.learned.wait_time(now, cost))
         if self._pacer is not None:

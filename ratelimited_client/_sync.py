@@ -25,6 +25,7 @@ from ._sdk import ClientDefaults
 from ._transport import (
     ClientState,
     _CallCore,
+    _small_body,
     _TransportCore,
     _Try,
     _wants_body,
@@ -190,6 +191,13 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
                     body = None
             else:
                 body = None
+                if _small_body(response):
+                    try:
+                        response.read()
+                    except Exception as exc:
+                        response.close()
+                        step.failed(exc)
+                        raise
             permit.settle()
         except BaseException:
             permit.release()

@@ -527,6 +527,7 @@ class ThrottleCore:
             return math.inf  # an answer that may pause the bucket is still being read
         wait = bucket.limiter.wait_time(now, cost) if bucket.limiter is not None else 0.0
         wait = max(wait, bucket.feedback.wait_time(now, cost, bucket.outstanding))
+        self._check_too_long(bucket, now)  # the server's quota may reset too far away
         if origin is not None and self._origin_pauses:
             wait = max(wait, self._origin_pauses.get(origin, now) - now)
         return wait

@@ -74,12 +74,21 @@ def _wants_body(response: httpx.Response) -> bool:
     """A small JSON error response: its body may name a wait (Discord, OpenAI ...).
 
     Only for status >= 400, a JSON content type and a declared length up to
-    64 KiB: success bodies and streams are never touched.
+    64 KiB (a success body is read inside the attempt too, see ``_small_body``,
+    but never parsed).
     """
     if response.status_code < 400 or "json" not in response.headers.get("content-type", ""):
         return False
     length = response.headers.get("content-length", "")
     return length.isdigit() and 0 < int(length) <= _MAX_SIGNAL_BODY
+
+
+def _small_body(response: httpx.Response) -> bool:
+    """A body of declared length up to 64 KiB: read inside the attempt, so a connection
+    dropped in the middle of it fails the attempt (and is retried like any network
+    error) instead of failing the caller's read after the call has returned."""
+    length = response.headers.get("content-length", "")
+    return length.isdigit() and int(length) <= _MAX_SIGNAL_BODY
 
 
 async def _read_json(response: httpx.Response) -> object:
@@ -482,7 +491,11 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
         if policy is None or policy.attempts == 1:
             response, _ = await self._attempt(request, None)
             return response
-        return await _Call(self, policy, request).run()
+        call = _Call(self, policy, request)
+        if call.deadline is None:
+            call._begin()
+            return await call._run()  # one coroutine frame less on every resume
+        return await call.run()
 
     async def _attempt(
         self,
@@ -514,6 +527,13 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
                 body = await _read_json(response)
             else:
                 body = None
+                if _small_body(response):
+                    try:
+                        await response.aread()
+                    except Exception as exc:
+                        await response.aclose()
+                        step.failed(exc)
+                        raise
             permit.settle()
         except BaseException:
             permit.release()
@@ -718,14 +738,24 @@ class _Call(_CallCore):
         raise self._deadline_passed()
 
     async def _run(self) -> httpx.Response:
+        # The first attempt inline (no ``_attempt`` frame): every I/O step of the
+        # wrapped transport resumes through each coroutine frame above it.
         first: tuple[httpx.Response, RateLimitSignal] | Exception
+        self.attempts += 1
         try:
-            first = await self._attempt()
+            answer = await self.transport._attempt(
+                self.request, self.deadline, self.attempts, self.key
+            )
         except Exception as error:
             if not self._retryable(None, None, error):
                 raise
             first = error
         else:
+            try:
+                first = self._checked(*answer)
+            except RetryAfterTooLongError:
+                await answer[0].aclose()
+                raise
             if not self._retryable(first[0], first[1], None):
                 return first[0]
         # A retry is due: tenacity takes over, starting from the first outcome.

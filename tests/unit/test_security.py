@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import anyio
 import httpx
 import pytest
 
@@ -107,6 +108,25 @@ async def test_a_hostile_retry_after_cannot_park_the_client() -> None:
         with pytest.raises(RetryAfterTooLongError) as caught:
             await client.get("/x")
     assert caught.value.retry_after == pytest.approx(86400)
+
+
+async def test_a_quota_reset_far_away_cannot_park_the_client() -> None:
+    """A spent quota that resets in 20 hours: the next request fails at once, not in 20 h."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        headers = {"ratelimit": '"day";r=0;t=72000', "ratelimit-policy": '"day";q=100;w=86400'}
+        return httpx.Response(200, headers=headers, json={})
+
+    async with RateLimitedClient(
+        base_url="http://api.test",
+        transport=httpx.MockTransport(handle),
+        retry=RetryPolicy(max_retry_after=60.0),
+    ) as client:
+        assert (await client.get("/first")).status_code == 200
+        with anyio.fail_after(5):
+            with pytest.raises(RetryAfterTooLongError) as caught:
+                await client.get("/second")
+    assert caught.value.retry_after == pytest.approx(72000, abs=5)
 
 
 async def test_logs_never_carry_credentials_or_query_strings(
