@@ -108,7 +108,7 @@ def cmd_loadtest(extra: list[str]) -> int:
 
 
 def cmd_bench(extra: list[str]) -> int:
-    script = str(ROOT / "benchmarks" / "run.py")
+    script = str(ROOT / "benchmarks" / "run_all.py")
     return run(str(PYTHON), script, *(extra or ["--update-readme"]))
 
 

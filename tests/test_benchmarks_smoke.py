@@ -28,7 +28,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.mark.timeout(300)
 def test_the_whole_suite_runs_quick(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "benchmarks/run.py", "--quick", "--out", str(tmp_path)],
+        [sys.executable, "benchmarks/run_all.py", "--quick", "--out", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,

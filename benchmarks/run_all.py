@@ -1,7 +1,7 @@
 """Every benchmark of the suite in one run: results JSON, tables and plots.
 
     python3 dev.py bench            # the full run (about 15 minutes); updates README.md
-    .venv/bin/python benchmarks/run.py --quick --out /tmp/bench   # the smoke run
+    .venv/bin/python benchmarks/run_all.py --quick --out /tmp/bench   # the smoke run
 
 1. limiter micro-benchmarks (``bench_limiters.py``);
 2. overhead against plain httpx (``bench_overhead.py``);
