@@ -89,6 +89,7 @@ def cmd_test(extra: list[str]) -> int:
         (str(BIN / "ruff"), "check", "."),
         (str(BIN / "ruff"), "format", "--check", "."),
         (str(BIN / "mypy"), "--strict"),
+        (str(BIN / "bandit"), "-q", "-c", "pyproject.toml", "-r", "ratelimited_client"),
         (str(PYTHON), "-m", "pytest", *extra),
     ]
     for step in steps:

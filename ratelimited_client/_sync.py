@@ -234,6 +234,8 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
 class _SyncCall(_CallCore):
     """Private. The sync call: ``tenacity.Retrying`` over the transport's attempts."""
 
+    __slots__ = ()
+
     transport: SyncRateLimitedTransport
 
     def run(self) -> httpx.Response:

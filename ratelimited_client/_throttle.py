@@ -398,7 +398,8 @@ class ThrottleCore:
         self.bucket_rates = dict(bucket_rates or {})
         self.learn = learn
         self.max_wait = max_wait
-        self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        # Jitter, not secrets: a seedable generator is the point.
+        self.rng = rng or random.Random()  # noqa: S311  # nosec B311
         # The rate that paces the release after a server pause: the strictest configured one.
         self._pacing_rate = min(
             (spec.rate for spec in rates), key=lambda r: r.per_second, default=None
@@ -795,35 +796,36 @@ class Throttle(ThrottleCore):
                 return permit
         self._check_queue()
         self._queued += 1
+        # Waiting in line, inline (no coroutine frame of its own): a queued request's
+        # memory is mostly frames, and 100,000 may wait at once.
         try:
-            return await self._wait_in_line(bucket, cost, origin, deadline)
+            waiter = _Waiter()
+            bucket.waiters.append(waiter)
+            bucket.live += 1
+            # The front of the deque is always the live head (cancelled waiters behind
+            # it are purged when it leaves), so live == 1 means this one is the head.
+            if bucket.live > 1:
+                waiter.arm()
+                signal = waiter.signal
+                try:
+                    if isinstance(signal, asyncio.Future):
+                        await signal  # a bare future: no frame either
+                    else:
+                        await waiter.wait()
+                except BaseException:
+                    if waiter.promoted:
+                        self._next_head(bucket)  # made head as it was cancelled: pass it on
+                    else:
+                        waiter.cancelled = True  # skipped when its turn comes
+                        bucket.live -= 1
+                    raise
+            try:
+                return await self._serve_head(bucket, cost, origin, deadline)
+            except BaseException:
+                self._next_head(bucket)
+                raise
         finally:
             self._queued -= 1
-
-    async def _wait_in_line(
-        self, bucket: _Bucket, cost: float, origin: str | None, deadline: float | None
-    ) -> Permit:
-        waiter = _Waiter()
-        bucket.waiters.append(waiter)
-        bucket.live += 1
-        # The front of the deque is always the live head (cancelled waiters behind
-        # it are purged when it leaves), so live == 1 means this one is the head.
-        if bucket.live > 1:
-            waiter.arm()
-            try:
-                await waiter.wait()
-            except BaseException:
-                if waiter.promoted:
-                    self._next_head(bucket)  # made head as it was cancelled: pass it on
-                else:
-                    waiter.cancelled = True  # skipped when its turn comes
-                    bucket.live -= 1
-                raise
-        try:
-            return await self._serve_head(bucket, cost, origin, deadline)
-        except BaseException:
-            self._next_head(bucket)
-            raise
 
     async def _serve_head(
         self, bucket: _Bucket, cost: float, origin: str | None, deadline: float | None

@@ -6,6 +6,7 @@ one, say) gets it by being handed this transport.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -97,6 +98,16 @@ async def _read_json(response: httpx.Response) -> object:
         return json.loads(response.content)
     except ValueError:
         return None
+
+
+def _current_loop() -> object:
+    """The running event loop: the asyncio loop, or trio's run (its root task)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        import trio  # only ever reached under trio
+
+        return trio.lowlevel.current_root_task()
 
 
 def _route(request: httpx.Request) -> str | None:
@@ -471,6 +482,26 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
     def _init(self, transport: httpx.AsyncBaseTransport, shared: ClientState) -> None:
         self._transport = transport
         self._init_state(shared)
+        self._loop: object = None  # the event loop of the last request
+
+    def _moved_to(self, loop: object) -> None:
+        """A request from another event loop than the last one (a second ``asyncio.run``,
+        a per-test loop, trio after asyncio). The throttle does not care; an httpx
+        connection pool still holding the old loop's connections does, and would fail
+        later with "Event loop is closed": say so now, naming the cause."""
+        previous, self._loop = self._loop, loop
+        pool = getattr(self._transport, "_pool", None)
+        connections = getattr(pool, "connections", ())
+        if previous is not None and connections:
+            self._loop = previous
+            raise RuntimeError(
+                "this RateLimitedClient/RateLimitedTransport was used in another event loop "
+                f"and its connection pool still holds {len(connections)} connection(s) of "
+                "that loop; httpx connections cannot move between event loops. Create the "
+                "client inside the running loop (for example `async with "
+                "RateLimitedClient(...)` inside each `asyncio.run`), or keep no idle "
+                "connections (`limits=httpx.Limits(max_keepalive_connections=0)`)"
+            )
 
     @classmethod
     def _sharing(
@@ -487,6 +518,9 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
         return self._transport
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        loop = _current_loop()
+        if loop is not self._loop:
+            self._moved_to(loop)
         policy = self._retry
         if policy is None or policy.attempts == 1:
             response, _ = await self._attempt(request, None)
@@ -569,6 +603,25 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
 
 class _CallCore:
     """Private. One call with retries: tenacity strategies shared by async and sync."""
+
+    # Slots: a call lives as long as its request waits, and 100,000 may wait at once.
+    __slots__ = (
+        "attempts",
+        "bucket",
+        "budget",
+        "can_replay",
+        "clock",
+        "deadline",
+        "decision",
+        "hooks",
+        "key",
+        "policy",
+        "previous_backoff",
+        "request",
+        "route",
+        "started",
+        "transport",
+    )
 
     def __init__(
         self, transport: _TransportCore, policy: RetryPolicy, request: httpx.Request
@@ -725,6 +778,8 @@ class _CallCore:
 
 class _Call(_CallCore):
     """Private. The async call: ``tenacity.AsyncRetrying`` over the transport's attempts."""
+
+    __slots__ = ()
 
     transport: RateLimitedTransport
 

@@ -256,7 +256,8 @@ class MockAPI:
         )
         self._unauthorized = 0
         self._lock = threading.Lock()
-        self._random = random.Random(self.config.seed)
+        # Simulated latency and faults, reproducible from a seed: not secrets.
+        self._random = random.Random(self.config.seed)  # nosec B311
         self._in_flight = 0
         self._max_in_flight = 0
         self._reset_state()

@@ -26,6 +26,9 @@ __all__ = ["TokenIssuer"]
 Failure = Literal["500", "timeout"] | None
 
 
+_BEARER = "Bearer"  # the token type RFC 6750 defines
+
+
 class TokenIssuer:
     """Private. Issues and checks tokens; thread-safe (stats are read from tests)."""
 
@@ -93,7 +96,7 @@ class TokenIssuer:
         self.issued += 1
         return {
             "access_token": access,
-            "token_type": "Bearer",
+            "token_type": _BEARER,
             "expires_in": self.ttl,
             "refresh_token": refresh,
         }
