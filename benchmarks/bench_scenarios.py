@@ -345,13 +345,15 @@ async def run_one(scenario: Scenario, peer: str, upstream: Upstream) -> Run:
     )
 
 
-async def run_all(quick: bool, only: str | None) -> dict[str, Any]:
+async def run_all(quick: bool, only: str | None, peer_only: str | None = None) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     for scenario in scenarios(quick):
         if only is not None and not scenario.name.startswith(only):
             continue
         with Upstream(scenario.config()) as upstream:
             for peer in scenario.peers:
+                if peer_only is not None and peer != peer_only:
+                    continue
                 run = await run_one(scenario, peer, upstream)
                 print(summary(run), flush=True)
                 record = asdict(run)

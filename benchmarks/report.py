@@ -305,7 +305,9 @@ def plot(results: dict[str, Any], directory: Path) -> list[Path]:
                 label=["admitted", "429"],
             )
             per_bin = run["limit"] * 0.1
-            axis.axhline(per_bin, color="black", linestyle="--", label="limit (per 100 ms)")
+            axis.axhline(
+                per_bin, color="black", linestyle="--", label="the limit's average per 100 ms"
+            )
             axis.set_title(
                 f"{run['peer']}: {run['received_429']} × 429, {run['bans']} bans, "
                 f"{run['elapsed']:.1f} s"

@@ -40,7 +40,7 @@ def machine() -> str:
     )
 
 
-def run(quick: bool, only: str | None) -> dict[str, Any]:
+def run(quick: bool, only: str | None, peer: str | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {
         "date": datetime.date.today().isoformat(),
         "machine": machine(),
@@ -59,7 +59,7 @@ def run(quick: bool, only: str | None) -> dict[str, Any]:
     if only is None or only.startswith("scenarios"):
         print("scenarios ...", flush=True)
         prefix = only.split(":", 1)[1] if only and ":" in only else None
-        results["scenarios"] = anyio.run(bench_scenarios.run_all, quick, prefix)
+        results["scenarios"] = anyio.run(bench_scenarios.run_all, quick, prefix, peer)
     results["seconds"] = time.monotonic() - started
     return results
 
@@ -76,11 +76,27 @@ def main() -> None:
     parser.add_argument(
         "--update-readme", action="store_true", help="regenerate benchmarks/README.md's tables"
     )
+    parser.add_argument("--peer", help="run the scenarios for this peer only")
+    parser.add_argument(
+        "--merge", type=Path, help="replace only the parts run in this earlier results file"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    results = run(args.quick, args.only)
+    results = run(args.quick, args.only, args.peer)
     name = "quick.json" if args.quick else f"results-{results['date']}.json"
     path = args.out / name
+    if args.merge is not None:
+        earlier = json.loads(args.merge.read_text())
+        new_runs = results.pop("scenarios", {}).get("runs", [])
+        earlier.update({k: v for k, v in results.items() if k != "seconds"})
+        if new_runs:
+            # Scenario runs are replaced one (scenario, peer) at a time, in place.
+            fresh = {(r["scenario"], r["peer"]): r for r in new_runs}
+            old_runs = earlier.setdefault("scenarios", {"runs": []})["runs"]
+            merged = [fresh.pop((r["scenario"], r["peer"]), r) for r in old_runs]
+            earlier["scenarios"]["runs"] = merged + list(fresh.values())
+        results, path = earlier, args.merge
+        results.setdefault("seconds", 0.0)
     path.write_text(json.dumps(results) + "\n")
     report.plot(results, args.out)
     readme = HERE / "README.md"

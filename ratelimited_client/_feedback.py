@@ -43,8 +43,10 @@ __all__ = ["ServerFeedback"]
 
 # The learned rate that came from another process (a shared backend).
 _SHARED: Final = "shared"
-# Most requests in flight while nothing is known of the quota.
-_PROBE_MAX: Final = 4.0
+# Most requests in flight while nothing is known of the quota: every one of them is
+# rejected when the quota runs out, so this bounds the 429s of learning a limit from
+# 429s alone (providers ban after a few; the benchmark's target is at most 3).
+_PROBE_MAX: Final = 3.0
 # A 429 that names no wait at all pauses this long, doubling with each in a row.
 _FALLBACK_PAUSE: Final = 1.0
 # Two resets within this many seconds describe the same window.

@@ -359,14 +359,17 @@ class Permit:
 
     def release(self) -> None:
         """The response is closed: free the concurrency slot (settling first if needed)."""
-        if not self._settled:
-            self._settled = True
-            self._throttle._settle(self)
+        if self._released:
+            return
+        self._released = True
+        settle = not self._settled
+        self._settled = True
         if self._holding:
+            if settle:
+                self._throttle._settle(self)
+                settle = False
             self._unhold()
-        if not self._released:
-            self._released = True
-            self._throttle._release()
+        self._throttle._done(self, settle=settle)
 
 
 class ThrottleCore:
@@ -604,8 +607,9 @@ class ThrottleCore:
             later = (now if now > permit.sent_at else permit.sent_at) + permit._cost * fast.interval
             if later > fast.tat:
                 fast.tat = later
-        for limiter, ticket in permit._tickets:
-            limiter.settle(ticket, now)
+        if permit._tickets:
+            for limiter, ticket in permit._tickets:
+                limiter.settle(ticket, now)
         if bucket.live:
             # A slot got its date, or the learning window has room again: re-evaluate.
             self._kick(bucket)
@@ -623,6 +627,12 @@ class ThrottleCore:
     def _release(self) -> None:
         self._in_flight -= 1
         self._give_slot()
+
+    def _done(self, permit: Permit, *, settle: bool) -> None:
+        """A permit is released: settle it if it was not, free its slot."""
+        if settle:
+            self._settle(permit)
+        self._release()
 
     # -- buckets and statistics ---------------------------------------------------
 
@@ -729,6 +739,25 @@ class Throttle(ThrottleCore):
             self._semaphore.release()
 
     def _release(self) -> None:
+        self._in_flight -= 1
+        if self._semaphore is not None:
+            self._semaphore.release()
+
+    def _done(self, permit: Permit, *, settle: bool) -> None:
+        # One call per released request instead of three (settle, release, slot); a
+        # fast-path permit settles inline (``_settle``, for a token bucket alone).
+        if settle:
+            fast = permit._fast
+            bucket = permit._bucket
+            if fast is None or permit._tickets or bucket.live:
+                self._settle(permit)
+            else:
+                bucket.outstanding -= 1
+                now = self._now()
+                sent_at = permit.sent_at
+                later = (now if now > sent_at else sent_at) + permit._cost * fast.interval
+                if later > fast.tat:
+                    fast.tat = later
         self._in_flight -= 1
         if self._semaphore is not None:
             self._semaphore.release()
