@@ -55,7 +55,7 @@ async def test_a_cancellation_storm_gives_every_slot_back(
         seed=3,
     )
     rng = random.Random(5)
-    total = 150
+    total = 100
     outcomes: Counter[str] = Counter()
     caplog.set_level(logging.ERROR, logger="asyncio")
     auth = OAuth2ClientCredentials(

@@ -149,9 +149,13 @@ async def test_gauges_show_in_flight_and_queued_while_it_happens(
     metrics = PrometheusMetrics()
     bucket = server.url
     async with RateLimitedClient(
-        base_url=server.url, rate=Rate(1, 60.0), metrics=metrics
+        base_url=server.url, rate=Rate(2, 60.0), metrics=metrics
     ) as client:
-        async with client.stream("GET", "/held") as response:
+        # A body over 64 KiB streams (a smaller one is read inside the attempt and
+        # frees its slot at once): store one, then hold the list open.
+        big = {"title": "big", "body": "x" * 100_000}
+        assert (await client.post("/documents", json=big)).status_code == 201
+        async with client.stream("GET", "/documents") as response:
             assert response.status_code == 200
             assert value(metrics, "in_flight_requests") == 1
             async with anyio.create_task_group() as tg:
