@@ -93,6 +93,15 @@ def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+def _check_deadline(deadline: float | None, now: float, wait: float) -> None:
+    """A wait known to end after the caller's deadline fails now, not then."""
+    if deadline is not None and math.isfinite(wait) and now + wait > deadline:
+        raise DeadlineExceededError(
+            deadline=deadline - now,
+            reason=f"the throttle's next slot is {wait:.3f} s away",
+        )
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -744,20 +753,9 @@ class Throttle(ThrottleCore):
             self._semaphore.release()
 
     def _done(self, permit: Permit, *, settle: bool) -> None:
-        # One call per released request instead of three (settle, release, slot); a
-        # fast-path permit settles inline (``_settle``, for a token bucket alone).
+        # Settling and freeing the slot in one call (``_settle`` and ``_release``).
         if settle:
-            fast = permit._fast
-            bucket = permit._bucket
-            if fast is None or permit._tickets or bucket.live:
-                self._settle(permit)
-            else:
-                bucket.outstanding -= 1
-                now = self._now()
-                sent_at = permit.sent_at
-                later = (now if now > sent_at else sent_at) + permit._cost * fast.interval
-                if later > fast.tat:
-                    fast.tat = later
+            self._settle(permit)
         self._in_flight -= 1
         if self._semaphore is not None:
             self._semaphore.release()
@@ -884,11 +882,7 @@ class Throttle(ThrottleCore):
                         break
                     now = self.clock.now()
                     retry_at = now + wait
-                if deadline is not None and math.isfinite(wait) and now + wait > deadline:
-                    raise DeadlineExceededError(
-                        deadline=deadline - now,
-                        reason=f"the throttle's next slot is {wait:.3f} s away",
-                    )
+                _check_deadline(deadline, now, wait)
                 if holding:
                     assert semaphore is not None  # noqa: S101
                     semaphore.release()  # never hold concurrency while sleeping
@@ -1104,11 +1098,7 @@ class SyncThrottle(ThrottleCore):
                 self._give_slot()  # never hold concurrency while sleeping
                 now = self.clock.now()
                 retry_at = now + wait
-            if deadline is not None and math.isfinite(wait) and now + wait > deadline:
-                raise DeadlineExceededError(
-                    deadline=deadline - now,
-                    reason=f"the throttle's next slot is {wait:.3f} s away",
-                )
+            _check_deadline(deadline, now, wait)
             self._changed.wait(None if math.isinf(wait) else wait)
 
     def _remote_acquire_sync(

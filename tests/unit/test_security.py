@@ -39,6 +39,12 @@ def token_endpoint(request: httpx.Request) -> httpx.Response:
     )
 
 
+def credentials(token_client: httpx.AsyncClient | httpx.Client) -> OAuth2ClientCredentials:
+    return OAuth2ClientCredentials(
+        "https://auth.test/token", client_id="app", client_secret=SECRET, token_client=token_client
+    )
+
+
 def redirecting(seen: dict[str, str | None]) -> Callable[[httpx.Request], httpx.Response]:
     """api.test redirects /away to evil.test and /here to api.test/landed."""
 
@@ -55,12 +61,7 @@ def redirecting(seen: dict[str, str | None]) -> Callable[[httpx.Request], httpx.
 
 async def test_the_bearer_token_never_follows_a_redirect_to_another_host() -> None:
     seen: dict[str, str | None] = {}
-    auth = OAuth2ClientCredentials(
-        "https://auth.test/token",
-        client_id="app",
-        client_secret=SECRET,
-        token_client=httpx.AsyncClient(transport=httpx.MockTransport(token_endpoint)),
-    )
+    auth = credentials(httpx.AsyncClient(transport=httpx.MockTransport(token_endpoint)))
     async with RateLimitedClient(
         base_url="http://api.test",
         transport=httpx.MockTransport(redirecting(seen)),
@@ -77,12 +78,7 @@ async def test_the_bearer_token_never_follows_a_redirect_to_another_host() -> No
 
 def test_the_bearer_token_never_follows_a_redirect_to_another_host_sync() -> None:
     seen: dict[str, str | None] = {}
-    auth = OAuth2ClientCredentials(
-        "https://auth.test/token",
-        client_id="app",
-        client_secret=SECRET,
-        token_client=httpx.Client(transport=httpx.MockTransport(token_endpoint)),
-    )
+    auth = credentials(httpx.Client(transport=httpx.MockTransport(token_endpoint)))
     with SyncRateLimitedClient(
         base_url="http://api.test",
         transport=httpx.MockTransport(redirecting(seen)),
