@@ -20,8 +20,11 @@ asks ``wait_time`` and calls ``on_admit`` / ``observe``; nothing here sleeps.
   since the run began, over the time they took plus the server's wait. Every
   later 429 cuts the learned limit by a fifth. Until anything is known, first
   contact is one probe, then a window of requests in flight that grows by one
-  per clean round trip up to four, so a server that speaks only through 429s
-  sends at most four of them before the limit is known.
+  per clean round trip up to three, so a server that speaks only through 429s
+  sends at most three of them before the limit is known. A new estimate
+  rebuilds the learned limiter; the requests still in flight under the old one
+  are counted in the new one, so a changed estimate never lets through again
+  what is already on its way.
 """
 
 from __future__ import annotations
@@ -79,6 +82,66 @@ class _Cap:
         self.release_at = release_at
 
 
+class _Held:
+    """Private. A ticket of the learned limits, which survives their rebuilding."""
+
+    __slots__ = ("cost", "ticket")
+
+    def __init__(self, cost: float, ticket: Ticket) -> None:
+        self.cost = cost
+        self.ticket = ticket
+
+
+class _LearnedLimit:
+    """Private. The learned limits as one limiter that keeps the admissions still in
+    flight when the limits change: ``replace`` takes a limiter built for the new
+    limits and counts each of them there too (dated now, re-dated by its answer as
+    usual), so a new estimate can never admit again room already on its way."""
+
+    __slots__ = ("inner", "live")
+
+    def __init__(self, inner: Limiter) -> None:
+        self.inner = inner
+        self.live: set[_Held] = set()
+
+    @property
+    def max_cost(self) -> float:
+        return self.inner.max_cost
+
+    def wait_time(self, now: float, cost: float) -> float:
+        return self.inner.wait_time(now, cost)
+
+    def acquire(self, now: float, cost: float, *, pending: bool) -> Ticket:
+        held = _Held(cost, self.inner.acquire(now, cost, pending=pending))
+        self.live.add(held)
+        return held
+
+    def settle(self, ticket: Ticket, at: float) -> None:
+        assert isinstance(ticket, _Held)  # noqa: S101 - internal invariant
+        self.live.discard(ticket)
+        self.inner.settle(ticket.ticket, at)
+
+    def used(self, now: float) -> float:
+        return self.inner.used(now)
+
+    def is_idle(self, now: float) -> bool:
+        return self.inner.is_idle(now)
+
+    def replace(self, inner: Limiter, now: float) -> None:
+        for held in self.live:
+            held.ticket = inner.acquire(now, held.cost, pending=False)
+        self.inner = inner
+
+
+def _same_rate(old: Rate | None, new: Rate) -> bool:
+    """Equal but for float noise (an estimate recomputed from another reading)."""
+    return (
+        old is not None
+        and old.limit == new.limit
+        and math.isclose(old.period, new.period, rel_tol=1e-9)
+    )
+
+
 class ServerFeedback:
     """Private. The server's word on one bucket (see the module docstring)."""
 
@@ -98,7 +161,7 @@ class ServerFeedback:
         self.too_long_until = -math.inf
         self.too_long_delay = 0.0
         self.caps: dict[str, _Cap] = {}
-        self.learned: Limiter | None = None
+        self.learned: _LearnedLimit | None = None
         self.learned_rate: Rate | None = None
         self._learned_rates: dict[str, Rate] = {}
         self._windows: dict[str, float] = {}
@@ -183,7 +246,7 @@ class ServerFeedback:
         for quota in signal.quotas:
             self._observe_quota(quota, now, others_in_flight)
         if self.learning:
-            self._learn_from_quotas(signal)
+            self._learn_from_quotas(signal, others_in_flight)
         if not bucket_throttled or retry is None:
             if clean:
                 self._grow_window()
@@ -203,7 +266,7 @@ class ServerFeedback:
         if self.learning and not retry.over_cap and signal.status == 429:
             # Only a 429 speaks of a rate; a 503 (overload, maintenance) pauses but
             # teaches nothing about the quota (learning from random 503s collapses it).
-            self._learn_from_throttle(now, delay)
+            self._learn_from_throttle(now, delay, others_in_flight)
         if self._pause(now, now + delay):
             self.new_pauses.append((delay, retry.source))
         return self._pause_deadline_if_origin(retry.scope)
@@ -262,7 +325,7 @@ class ServerFeedback:
             # providers ban clients after a few rejections.
             self.cwnd = min(_PROBE_MAX, self.cwnd + 1.0 / self.cwnd)
 
-    def _learn_from_quotas(self, signal: RateLimitSignal) -> None:
+    def _learn_from_quotas(self, signal: RateLimitSignal, in_flight: int) -> None:
         """Every request quota with a limit and a window becomes a learned rate; all hold."""
         changed = False
         for quota in signal.quotas:
@@ -273,11 +336,11 @@ class ServerFeedback:
             if window is None:
                 continue
             rate = Rate(int(quota.limit), window)
-            if self._learned_rates.get(name) != rate:
+            if not _same_rate(self._learned_rates.get(name), rate):
                 self._learned_rates[name] = rate
                 changed = True
         if changed:
-            self._rebuild()
+            self._rebuild(signal.received_at, in_flight)
 
     def _estimate_window(self, name: str, quota: QuotaState, received_at: float) -> float | None:
         """A window no shorter than the server's, from the resets seen so far.
@@ -304,7 +367,7 @@ class ServerFeedback:
         self._windows[name] = estimate
         return estimate
 
-    def _learn_from_throttle(self, now: float, delay: float) -> None:
+    def _learn_from_throttle(self, now: float, delay: float, in_flight: int) -> None:
         successes = [sent for sent, _, ok in self._answered if ok and sent >= self._run_start]
         if not successes:
             return
@@ -315,16 +378,17 @@ class ServerFeedback:
             window = max(window, previous.period)
             limit = min(limit, max(1, math.floor(previous.limit * _DECREASE)))
         self._learned_rates[_FROM_429] = Rate(limit, window)
-        self._rebuild()
+        self._rebuild(now, in_flight)
 
-    def adopt(self, rate: Rate) -> None:
+    def adopt(self, rate: Rate, now: float, in_flight: int) -> None:
         """A limit learned elsewhere (another process, through a shared backend)."""
         if self._learned_rates.get(_SHARED) != rate:
             self._learned_rates[_SHARED] = rate
-            self._rebuild()
+            self._rebuild(now, in_flight)
 
-    def _rebuild(self) -> None:
-        """A fresh learned limiter for the current rates, replaying recent answers."""
+    def _rebuild(self, now: float, in_flight: int) -> None:
+        """A fresh learned limiter for the current rates, replaying recent answers and
+        counting the ``in_flight`` requests not answered yet."""
         rates = list(self._learned_rates.values())
         self.learned_rate = min(rates, key=lambda r: r.per_second)
         limiter = build_limiter([SlidingWindow(rate) for rate in rates])
@@ -334,7 +398,14 @@ class ServerFeedback:
         for _, at, _ in self._answered:
             if at > horizon and limiter.wait_time(at, 1.0) == 0:
                 limiter.acquire(at, 1.0, pending=False)
-        self.learned = limiter
+        if self.learned is None:
+            self.learned = _LearnedLimit(limiter)
+        else:
+            self.learned.replace(limiter, now)
+        # Admitted before anything was learned (probes) and not answered yet: no
+        # ticket to carry over, so counted here, from now.
+        for _ in range(in_flight - len(self.learned.live)):
+            limiter.acquire(now, 1.0, pending=False)
         self.cwnd = None
 
     def is_idle(self, now: float) -> bool:

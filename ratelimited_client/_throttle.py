@@ -514,7 +514,7 @@ class ThrottleCore:
         learned = decision.learned
         if not bucket.remote and learned is not None and learned != bucket.shared_rate:
             bucket.shared_rate = learned  # another process learned the limit: keep to it
-            bucket.feedback.adopt(learned)
+            bucket.feedback.adopt(learned, self.clock.now(), bucket.outstanding)
         return decision.admission, decision.wait
 
     def _to_publish(self, bucket: _Bucket) -> Rate | None:

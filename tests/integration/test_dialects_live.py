@@ -27,6 +27,8 @@ DIALECTS = list(MOCK_DIALECTS)
 # A server that speaks only through 429s costs the ones in flight when it first does:
 # at most four, the most a client that knows nothing keeps in flight.
 MAX_429 = {"retry-after": 4}
+REQUESTS = 100
+CONCURRENCY = 60
 
 
 class Spy(httpx.AsyncBaseTransport):
@@ -58,12 +60,12 @@ class Spy(httpx.AsyncBaseTransport):
 async def test_unknown_limit_is_learned_from_each_dialect(
     mock_api_server: MockAPIServerFactory, dialect: str, anyio_backend: str
 ) -> None:
-    """150 requests at concurrency 100, no rate, against 20 per 0.5 s strict: few 429s."""
+    """100 requests at concurrency 60, no rate, against 20 per 0.5 s strict: few 429s."""
     server = mock_api_server(limit=20, window=0.5, dialect=dialect)
     spy = Spy()
     transport = RateLimitedTransport(spy, retry=None)  # count every 429 the server sends
     statuses: list[int] = []
-    todo = iter(range(150))
+    todo = iter(range(REQUESTS))
 
     async def worker() -> None:
         for i in todo:
@@ -72,18 +74,18 @@ async def test_unknown_limit_is_learned_from_each_dialect(
     async with httpx.AsyncClient(base_url=server.url, transport=transport) as client:
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
-                for _ in range(100):
+                for _ in range(CONCURRENCY):
                     tg.start_soon(worker)
     rejected = statuses.count(429)
-    print(f"{dialect} on {anyio_backend}: {rejected} × 429 of 150")  # noqa: T201
-    assert len(statuses) == 150
+    print(f"{dialect} on {anyio_backend}: {rejected} × 429 of {REQUESTS}")  # noqa: T201
+    assert len(statuses) == REQUESTS
     assert rejected <= MAX_429.get(dialect, 0)
     stats = server.stats()
     assert stats.rejected == rejected
     # After the last 429 the client has learned: the rest all succeeded.
     if rejected:
         last = max(i for i, (_, _, status, _) in enumerate(spy.log) if status == 429)
-        assert all(status == 200 for _, _, status, _ in spy.log[last + 1 + 100 :])
+        assert all(status == 200 for _, _, status, _ in spy.log[last + 1 + CONCURRENCY :])
     # No request left before a Retry-After it had been given had passed.
     for _, answered, status, retry_after in spy.log:
         if status == 429 and retry_after is not None:

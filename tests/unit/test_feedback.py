@@ -12,8 +12,11 @@ import httpx
 import pytest
 
 from ratelimited_client import Rate, RateLimitedClient, RetryAfterTooLongError
+from ratelimited_client._feedback import ServerFeedback
+from ratelimited_client._signals import QuotaState, RateLimitSignal
 
 if TYPE_CHECKING:
+    from ratelimited_client._limiters import Ticket
     from ratelimited_client.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -280,3 +283,54 @@ async def test_every_learned_quota_holds_and_the_strictest_is_reported(
             tg.cancel_scope.cancel()
         bucket = client.statistics().buckets["http://api.test:80"]
     assert bucket.learned_rate == Rate(8, 86400.0)
+
+
+def _openai_answer(received_at: float, remaining: int, full: float) -> RateLimitSignal:
+    quota = QuotaState(
+        name="requests",
+        dialect="openai",
+        limit=20,
+        remaining=remaining,
+        reset_at=received_at + full,
+        reset_kind="full_refill",
+    )
+    return RateLimitSignal(
+        status=200,
+        received_at=received_at,
+        quotas=(quota,),
+        retry=None,
+        throttled=False,
+        dialects=("openai",),
+        cached=False,
+    )
+
+
+def test_a_rebuilt_learned_limiter_counts_the_requests_in_flight() -> None:
+    """The learned limiter is rebuilt when a later answer shortens the window estimate
+    (here 0.612 s → 0.51 s) while ten requests are still on their way. The new limiter
+    counts them: of the 20 in the window, 2 answered + 10 in flight leave 8, not 18,
+    once the caps from the answers have expired."""
+    feedback = ServerFeedback(
+        configured_rate=None, learning=True, rng=random.Random(1), max_wait=60.0
+    )
+    feedback.observe(_openai_answer(0.010, 19, 0.030), sent_at=0.0, others_in_flight=0)
+    assert feedback.learned_rate == Rate(20, 0.612)  # 30 ms × 20 / 1 used, + 2 %
+    tickets = [feedback.on_admit(0.011, 1.0) for _ in range(11)]
+    assert feedback.learned is not None
+    assert tickets[0] is not None
+    feedback.learned.settle(tickets[0], 0.020)  # the 2nd answer: rebuilds at 0.51 s
+    feedback.observe(_openai_answer(0.020, 18, 0.050), sent_at=0.011, others_in_flight=10)
+    assert feedback.learned_rate == Rate(20, 0.51)
+    now = 0.2  # every cap has expired; only the learned limit holds
+    assert feedback.wait_time(now, 1.0, outstanding=10) == 0.0
+    later: list[Ticket | None] = []
+    while feedback.wait_time(now, 1.0, outstanding=10 + len(later)) == 0.0 and len(later) < 30:
+        later.append(feedback.on_admit(now, 1.0))
+    assert len(later) == 8
+    assert feedback.wait_time(now, 1.0, outstanding=18) == pytest.approx(0.010 + 0.51 - now)
+    # The ten in flight are answered: each is dated then, as before the rebuild.
+    for ticket in tickets[1:] + later:
+        assert ticket is not None
+        feedback.learned.settle(ticket, 0.25)
+    assert feedback.learned.used(0.25) == 20
+    assert feedback.learned.live == set()
