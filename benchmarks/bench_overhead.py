@@ -2,16 +2,20 @@
 
 Both send the same requests to the bundled mock API on 127.0.0.1 (in a process
 of its own) with a limit far above what they can reach, so the throttle never
-makes anyone wait: what is left is its bookkeeping. Runs alternate between the
-two clients and repeat; the report is the median throughput of each and their
-ratio. Both use the same pool of 10 kept-alive connections: with httpx's
-default pool (100 connections, 20 kept alive) at concurrency 50 the plain
-client's own throughput flips between two modes from run to run (about 600 and
-about 1,150 requests/s here; 20 busy kept-alive connections are the slow one,
-compare encode/httpx#3215), which would drown a few per cent of overhead.
+makes anyone wait: what is left is its bookkeeping. Each round runs both
+clients back to back, which one goes first alternating from round to round; the
+ratio reported is the median over rounds of the round's ratio (ours / plain),
+with its interquartile range, beside the median throughput of each. On a shared
+machine whose speed drifts by ±10 % from one run to the next (seen here), the
+pairs cancel the drift that a ratio of two medians keeps. Both use the same
+pool of 10 kept-alive connections: with httpx's default pool (100 connections,
+20 kept alive) at concurrency 50 the plain client's own throughput flips
+between two modes from run to run (about 600 and about 1,150 requests/s here;
+20 busy kept-alive connections are the slow one, compare encode/httpx#3215),
+which would drown a few per cent of overhead.
 
     .venv/bin/python benchmarks/bench_overhead.py [--requests 3000] [--concurrency 50]
-        [--rounds 7] [--json PATH]
+        [--rounds 15] [--json PATH]
 """
 
 from __future__ import annotations
@@ -55,9 +59,12 @@ async def measure(requests: int, concurrency: int, rounds: int) -> dict[str, Any
     plain: list[float] = []
     ours: list[float] = []
     with Upstream(MockAPIConfig(limit=10_000_000, window=1.0)) as upstream:
-        for _ in range(rounds):
+
+        async def run_plain() -> None:
             async with httpx.AsyncClient(base_url=upstream.url, limits=limits) as client:
                 plain.append(await throughput(client, requests, concurrency))
+
+        async def run_ours() -> None:
             async with RateLimitedClient(
                 base_url=upstream.url,
                 limits=limits,
@@ -65,16 +72,24 @@ async def measure(requests: int, concurrency: int, rounds: int) -> dict[str, Any
                 max_concurrency=concurrency * 2,
             ) as client:
                 ours.append(await throughput(client, requests, concurrency))
-    p, o = statistics.median(plain), statistics.median(ours)
+
+        for round_ in range(rounds):
+            first, second = (run_plain, run_ours) if round_ % 2 == 0 else (run_ours, run_plain)
+            await first()
+            await second()
+    ratios = [o / p for o, p in zip(ours, plain, strict=True)]
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
     return {
         "requests": requests,
         "concurrency": concurrency,
         "rounds": rounds,
         "plain_per_s": plain,
         "ours_per_s": ours,
-        "plain_median_per_s": p,
-        "ours_median_per_s": o,
-        "ratio": o / p,
+        "plain_median_per_s": statistics.median(plain),
+        "ours_median_per_s": statistics.median(ours),
+        "round_ratios": ratios,
+        "ratio": statistics.median(ratios),
+        "ratio_iqr": [quartiles[0], quartiles[2]],
     }
 
 
@@ -84,7 +99,8 @@ def report(result: dict[str, Any]) -> str:
         [
             f"plain httpx.AsyncClient : {result['plain_median_per_s']:8.0f} {median}",
             f"RateLimitedClient       : {result['ours_median_per_s']:8.0f} {median}",
-            f"ratio (ours / plain)    : {result['ratio']:8.3f}",
+            f"ratio (ours / plain)    : {result['ratio']:8.3f} (median of the rounds' ratios; "
+            f"IQR {result['ratio_iqr'][0]:.3f}-{result['ratio_iqr'][1]:.3f})",
         ]
     )
 
@@ -93,7 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="throttle overhead, as a ratio to plain httpx")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--json", type=Path, help="write the results here as JSON")
     args = parser.parse_args()
     result = anyio.run(measure, args.requests, args.concurrency, args.rounds)

@@ -254,10 +254,17 @@ def markdown(results: dict[str, Any], plots: str | None = None) -> str:
         lines += [
             "",
             f"**Overhead**: {overhead['requests']} requests at concurrency "
-            f"{overhead['concurrency']}, {overhead['rounds']} alternated rounds: plain httpx "
+            f"{overhead['concurrency']}, {overhead['rounds']} rounds (each both clients back "
+            f"to back, the order alternating): plain httpx "
             f"{overhead['plain_median_per_s']:.0f} req/s, RateLimitedClient "
-            f"{overhead['ours_median_per_s']:.0f} req/s (medians), ratio "
-            f"{overhead['ratio']:.3f}.",
+            f"{overhead['ours_median_per_s']:.0f} req/s (medians); ratio "
+            f"{overhead['ratio']:.3f}, the median of the rounds' ratios"
+            + (
+                f" (interquartile range {overhead['ratio_iqr'][0]:.3f}-"
+                f"{overhead['ratio_iqr'][1]:.3f})."
+                if "ratio_iqr" in overhead
+                else "."
+            ),
         ]
     lines += ["", "### Scenarios over real sockets"]
     lines += scenario_tables(results)

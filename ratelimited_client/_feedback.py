@@ -116,6 +116,14 @@ class _LearnedLimit:
         self.live.add(held)
         return held
 
+    def try_acquire(self, now: float, cost: float) -> Ticket | None:
+        ticket = self.inner.try_acquire(now, cost)
+        if ticket is None:
+            return None
+        held = _Held(cost, ticket)
+        self.live.add(held)
+        return held
+
     def settle(self, ticket: Ticket, at: float) -> None:
         assert isinstance(ticket, _Held)  # noqa: S101 - internal invariant
         self.live.discard(ticket)
@@ -270,6 +278,18 @@ class ServerFeedback:
         if self._pause(now, now + delay):
             self.new_pauses.append((delay, retry.source))
         return self._pause_deadline_if_origin(retry.scope)
+
+    def quiet_answer(self, status: int, sent_at: float, received_at: float) -> bool:
+        """``observe`` for an answer with no quota, no retry and no cache age (most of
+        them), without a signal built for it. True if a waiting request may now go."""
+        if not 200 <= status < 400:
+            return False
+        self._answered.append((sent_at, received_at, True))
+        self._throttles_in_row = 0
+        if self.cwnd is None:
+            return False
+        self._grow_window()
+        return True
 
     def _pause_deadline_if_origin(self, scope: str) -> float | None:
         return self.pause_until if scope == "origin" else None

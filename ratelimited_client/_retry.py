@@ -264,7 +264,12 @@ class RetryBudget:
                 log.popleft()
 
     def record_request(self, now: float) -> None:
-        self._requests.append(now)
+        requests = self._requests
+        # Forget what left the window as we go: a client that never retries must not
+        # keep every request it ever made.
+        while requests and now - requests[0] >= self.window:
+            requests.popleft()
+        requests.append(now)
 
     def try_spend(self, now: float) -> bool:
         """Take one retry from the budget if it has one."""

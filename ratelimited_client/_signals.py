@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypeAlias
 
 import httpx
 
@@ -972,22 +972,63 @@ DEFAULT_DIALECTS: tuple[Dialect, ...] = (
 )
 
 
-def _may_signal(status: int, headers: httpx.Headers, body: object) -> bool:
-    """Whether the built-in dialects could find anything: an error status, an error
-    body, or a field whose name holds "limit", "retry" or "quota" (every field they
-    read does)."""
-    if status >= 400 or body is not None:
-        return True
-    for name, _ in headers.raw:
-        lower = name.lower()
-        if b"limit" in lower or b"retry" in lower or b"quota" in lower:
-            return True
-    return False
+# What a (lowered) header name tells ``scan_headers``, remembered per name: most
+# responses repeat the same few names, and a dict lookup is a fraction of the three
+# substring searches. Bounded, so a server inventing names cannot grow it.
+_OTHER: Final = 0
+_SIGNAL: Final = 1
+_LENGTH: Final = 2
+_AGE: Final = 3
+_NAME_KINDS: dict[bytes, int] = {b"content-length": _LENGTH, b"age": _AGE}
+_NAME_KINDS_MAX: Final = 1024
 
 
-def _is_cached(headers: httpx.Headers) -> bool:
-    age = [v for line in headers.get_list("age") if (v := _number(line.split(",")[0])) is not None]
-    return bool(age) and max(age) > 0
+def _name_kind(lower: bytes) -> int:
+    # Every field a built-in dialect reads has "limit", "retry" or "quota" in its name.
+    signal = b"limit" in lower or b"retry" in lower or b"quota" in lower
+    kind = _SIGNAL if signal else _OTHER
+    if len(_NAME_KINDS) < _NAME_KINDS_MAX:
+        _NAME_KINDS[lower] = kind
+    return kind
+
+
+class HeaderScan(NamedTuple):
+    """Private. What one pass over a response's header lines found."""
+
+    may_signal: bool  # a field a built-in dialect could read
+    cached: bool  # served from a cache: an ``Age`` above 0
+    length: int | None  # the declared ``Content-Length``, if one valid line gives it
+
+
+def scan_headers(headers: httpx.Headers) -> HeaderScan:
+    """One pass over the header lines, without building a list or lowering a name."""
+    lines: Iterable[tuple[bytes, bytes, bytes]] | None = getattr(headers, "_list", None)
+    if lines is None:  # not httpx's internal (raw, lowered, value) triples: build them
+        lines = [(name, name.lower(), value) for name, value in headers.raw]
+    signal = cached = False
+    length: int | None = None
+    lengths = 0
+    kinds = _NAME_KINDS
+    for _, lower, value in lines:
+        kind = kinds.get(lower)
+        if kind is None:
+            kind = _name_kind(lower)
+        if kind == _OTHER:
+            continue
+        if kind == _SIGNAL:
+            signal = True
+        elif kind == _LENGTH:
+            lengths += 1
+            length = int(value) if value.isdigit() else None
+        elif not cached:
+            age = _number(value.decode("latin-1").split(",")[0])
+            cached = age is not None and age > 0
+    return HeaderScan(signal, cached, length if lengths == 1 else None)
+
+
+def quiet(status: int, body: object, scan: HeaderScan) -> bool:
+    """Most answers: a success with no field the built-in dialects read. Nothing to parse."""
+    return status < 400 and body is None and not scan.may_signal
 
 
 def parse_signal(
@@ -1015,8 +1056,8 @@ def parse_signal(
     .. versionadded:: 0.1
     """
     headers = headers if isinstance(headers, httpx.Headers) else httpx.Headers(headers)
-    if dialects is DEFAULT_DIALECTS and not _may_signal(status, headers, body):
-        # Most answers: a success with no rate-limit field at all. Nothing to read.
+    scan = scan_headers(headers)
+    if dialects is DEFAULT_DIALECTS and quiet(status, body, scan):
         return RateLimitSignal(
             status=status,
             received_at=received_at,
@@ -1024,7 +1065,7 @@ def parse_signal(
             retry=None,
             throttled=False,
             dialects=(),
-            cached=_is_cached(headers),
+            cached=scan.cached,
         )
     ctx = SignalContext(
         status,
@@ -1039,4 +1080,4 @@ def parse_signal(
             dialect(ctx)
         except Exception:  # a dialect's bug never breaks a request
             logger.debug("rate-limit dialect %r failed", dialect, exc_info=True)
-    return ctx._finish(cached=_is_cached(headers))
+    return ctx._finish(cached=scan.cached)

@@ -22,6 +22,7 @@ from ._errors import ConfigurationError, RetryAfterTooLongError
 from ._oauth import AUTH_EXTENSION, _OAuth2Base
 from ._options import DEFAULT_RETRY
 from ._sdk import ClientDefaults
+from ._signals import scan_headers
 from ._transport import (
     ClientState,
     _CallCore,
@@ -39,8 +40,9 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._hooks import Hooks
     from ._retry import RetryPolicy
-    from ._signals import Dialect, RateLimitSignal
+    from ._signals import Dialect
     from ._throttle import Permit, SyncThrottle, ThrottleStatistics
+    from ._transport import Answer
     from ._types import KeyFunc, RateTypes
 
 __all__ = ["SyncRateLimitedClient", "SyncRateLimitedTransport"]
@@ -162,9 +164,10 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
         deadline: float | None,
         attempt: int = 1,
         key: Hashable | None = None,
-    ) -> tuple[httpx.Response, RateLimitSignal]:
+        origin: str | None = None,
+    ) -> Answer:
         """One try: through the throttle, to the wire, and the answer read back."""
-        step = _Try(self, request, attempt, key)
+        step = _Try(self, request, attempt, key, origin)
         throttle = typing.cast("SyncThrottle", self._throttle)
         permit = throttle.acquire_sync(step.key, step.cost, origin=step.origin, deadline=deadline)
         step.admitted(permit)
@@ -182,6 +185,7 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
                 step.failed(exc)
                 raise
             step.received()
+            scan = scan_headers(response.headers)
             if _wants_body(response):
                 permit.hold()  # the answer may pause the bucket: nobody leaves until read
                 response.read()
@@ -191,7 +195,7 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
                     body = None
             else:
                 body = None
-                if _small_body(response):
+                if _small_body(scan):
                     try:
                         response.read()
                     except Exception as exc:
@@ -202,7 +206,7 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
         except BaseException:
             permit.release()
             raise
-        signal = step.answered(response, body, permit)
+        signal = step.answered(response, body, permit, scan)
         if throttle.backend is not None:
             throttle.after_answer_sync(permit, step.pauses)
         if response.is_closed or not isinstance(response.stream, httpx.SyncByteStream):
@@ -240,7 +244,7 @@ class _SyncCall(_CallCore):
 
     def run(self) -> httpx.Response:
         self._begin()
-        first: tuple[httpx.Response, RateLimitSignal] | Exception
+        first: Answer | Exception
         try:
             first = self._attempt()
         except Exception as error:
@@ -253,7 +257,7 @@ class _SyncCall(_CallCore):
         # A retry is due: tenacity takes over, starting from the first outcome.
         pending = [first]
 
-        def attempt() -> tuple[httpx.Response, RateLimitSignal]:
+        def attempt() -> Answer:
             if pending:
                 outcome = pending.pop()
                 if isinstance(outcome, Exception):
@@ -268,12 +272,12 @@ class _SyncCall(_CallCore):
         response, _ = retrying(attempt)
         return response
 
-    def _attempt(self) -> tuple[httpx.Response, RateLimitSignal]:
+    def _attempt(self) -> Answer:
         if self.deadline is not None and self.attempts and self.clock.now() >= self.deadline:
             raise self._deadline_passed()
         self.attempts += 1
         response, signal = self.transport._attempt(
-            self.request, self.deadline, self.attempts, self.key
+            self.request, self.deadline, self.attempts, self.key, self.origin
         )
         try:
             return self._checked(response, signal)

@@ -58,7 +58,7 @@ from ._limiters import GCRALimiter, build_limiter
 from ._rate import SlidingWindow, TokenBucket
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Hashable, Mapping
+    from collections.abc import Callable, Hashable, Mapping, Sequence
 
     from ._backends import RedisBackend, RemoteAdmission, RemoteDecision
     from ._clock import Clock
@@ -208,6 +208,7 @@ class _Bucket:
         "fallback",
         "fast",
         "fast_limiter",
+        "fast_other",
         "feedback",
         "head_scope",
         "head_wake",
@@ -230,9 +231,11 @@ class _Bucket:
         self.head_scope: anyio.CancelScope | None = None
         self.head_wake: asyncio.Future[None] | None = None
         # The fast path (see ``ThrottleCore._fast_admit``): no shared backend and the
-        # limiter, if any, a single token bucket taking dated units.
+        # limiter, if any, taking dated units. A single token bucket is checked inline
+        # (``fast_limiter``), any other limiter through ``try_acquire`` (``fast_other``).
         self.fast = False
         self.fast_limiter: GCRALimiter | None = None
+        self.fast_other: Limiter | None = None
         self.outstanding = 0  # permits admitted and not yet settled
         self.holds = 0  # answers being read whose signal is not known yet
         self.admitted = 0
@@ -318,7 +321,7 @@ class Permit:
         self,
         throttle: ThrottleCore,
         bucket: _Bucket,
-        tickets: list[tuple[Limiter, Ticket]] | tuple[()],
+        tickets: Sequence[tuple[Limiter, Ticket]],
         sent_at: float,
         fast: GCRALimiter | None = None,
         cost: float = 1.0,
@@ -365,6 +368,13 @@ class Permit:
         pauses = self._throttle._observe(self._bucket, signal, self.sent_at, origin)
         self._unhold()
         return pauses
+
+    def observe_quiet(self, status: int, received_at: float, *, cached: bool) -> None:
+        """``observe`` for an answer that says nothing of rate limits (most of them)."""
+        self.settle()
+        if not cached and self._bucket.feedback.quiet_answer(status, self.sent_at, received_at):
+            self._throttle._kick(self._bucket)
+        self._unhold()
 
     def release(self) -> None:
         """The response is closed: free the concurrency slot (settling first if needed)."""
@@ -568,14 +578,21 @@ class ThrottleCore:
         ):
             return None
         limiter = bucket.fast_limiter
-        if limiter is not None and not limiter.try_take(now, cost):
-            return None
+        tickets: tuple[tuple[Limiter, Ticket], ...] = ()
+        if limiter is not None:
+            if not limiter.try_take(now, cost):
+                return None
+        elif bucket.fast_other is not None:
+            ticket = bucket.fast_other.try_acquire(now, cost)
+            if ticket is None:
+                return None
+            tickets = ((bucket.fast_other, ticket),)
         self._take_slot()
         bucket.outstanding += 1
         bucket.admitted += 1
         self._admitted += 1
         self._in_flight += 1
-        return self.permit_class(self, bucket, (), now, limiter, cost)
+        return self.permit_class(self, bucket, tickets, now, limiter, cost)
 
     def _slot_free(self) -> bool:
         """Whether ``_take_slot`` would succeed now."""
@@ -678,9 +695,12 @@ class ThrottleCore:
                 bucket = self._buckets[key] = _Bucket(key, limiter, feedback)
                 if limiter is None:
                     bucket.fast = True
-                elif isinstance(limiter, GCRALimiter) and not self.latency_proof:
+                elif not self.latency_proof:
                     bucket.fast = True
-                    bucket.fast_limiter = limiter
+                    if isinstance(limiter, GCRALimiter):
+                        bucket.fast_limiter = limiter
+                    else:
+                        bucket.fast_other = limiter
         return bucket
 
     def _sweep(self) -> None:
@@ -797,8 +817,16 @@ class Throttle(ThrottleCore):
             now = self._now()
             limiter = bucket.fast_limiter
             if bucket.feedback.is_quiet(now):
+                tickets: tuple[tuple[Limiter, Ticket], ...] = ()
                 if limiter is None:
-                    admit = True
+                    other = bucket.fast_other
+                    if other is None:
+                        admit = True
+                    else:
+                        ticket = other.try_acquire(now, cost)
+                        admit = ticket is not None
+                        if ticket is not None:
+                            tickets = ((other, ticket),)
                 elif limiter.pending or now < limiter.last_now:
                     admit = False  # the general path knows these cases
                 else:
@@ -814,7 +842,7 @@ class Throttle(ThrottleCore):
                     bucket.admitted += 1
                     self._admitted += 1
                     self._in_flight += 1
-                    return Permit(self, bucket, (), now, limiter, cost)
+                    return Permit(self, bucket, tickets, now, limiter, cost)
         self._check_too_long(bucket, self.clock.now())
         self._check_cost(bucket, cost)
         if bucket.live == 0 and bucket.remote is None:
@@ -984,6 +1012,10 @@ class SyncPermit(Permit):
     def observe(self, signal: RateLimitSignal, origin: str | None) -> list[tuple[float, str]]:
         with self._lock:
             return super().observe(signal, origin)
+
+    def observe_quiet(self, status: int, received_at: float, *, cached: bool) -> None:
+        with self._lock:
+            super().observe_quiet(status, received_at, cached=cached)
 
     def release(self) -> None:
         with self._lock:

@@ -14,7 +14,7 @@ import time
 import typing
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import httpx
 import tenacity
@@ -33,6 +33,7 @@ from ._hooks import (
 )
 from ._oauth import AUTH_EXTENSION
 from ._options import (
+    COST_EXTENSION,
     DEFAULT_RETRY,
     KEY_EXTENSION,
     build_throttle,
@@ -51,7 +52,14 @@ from ._retry import (
     decide,
     replayable,
 )
-from ._signals import RateLimitSignal, parse_signal
+from ._signals import (
+    DEFAULT_DIALECTS,
+    HeaderScan,
+    RateLimitSignal,
+    parse_signal,
+    quiet,
+    scan_headers,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
@@ -69,6 +77,10 @@ logger = logging.getLogger("ratelimited_client")
 
 # Error bodies up to this size are read for rate-limit signals (Discord, OpenAI ...).
 _MAX_SIGNAL_BODY = 64 * 1024
+# One attempt's answer: the response and what it said of rate limits (``None``: nothing).
+Answer: TypeAlias = "tuple[httpx.Response, RateLimitSignal | None]"
+# The pauses of an answer that began none (shared: only ever replaced, never changed).
+_NO_PAUSES: list[tuple[float, str]] = []
 
 
 def _wants_body(response: httpx.Response) -> bool:
@@ -84,12 +96,11 @@ def _wants_body(response: httpx.Response) -> bool:
     return length.isdigit() and 0 < int(length) <= _MAX_SIGNAL_BODY
 
 
-def _small_body(response: httpx.Response) -> bool:
+def _small_body(scan: HeaderScan) -> bool:
     """A body of declared length up to 64 KiB: read inside the attempt, so a connection
     dropped in the middle of it fails the attempt (and is retried like any network
     error) instead of failing the caller's read after the call has returned."""
-    length = response.headers.get("content-length", "")
-    return length.isdigit() and int(length) <= _MAX_SIGNAL_BODY
+    return scan.length is not None and scan.length <= _MAX_SIGNAL_BODY
 
 
 async def _read_json(response: httpx.Response) -> object:
@@ -226,20 +237,29 @@ class _TransportCore:
         """A snapshot of the throttle: in flight, queued, per-bucket usage, budget left."""
         return self._shared.statistics()
 
-    def _bucket_key(self, request: httpx.Request) -> Hashable:
+    def _key_and_origin(self, request: httpx.Request) -> tuple[Hashable, str]:
+        """The request's bucket key and its origin (the same string by default)."""
+        origin = origin_key(request)
+        if self._key is origin_key and KEY_EXTENSION not in request.extensions:
+            return origin, origin
         override = request.extensions.get(KEY_EXTENSION)
-        return override if override is not None else self._key(request)
+        return (override if override is not None else self._key(request)), origin
+
+    def _quiet(self, response: httpx.Response, body: object, scan: HeaderScan) -> bool:
+        """The answer says nothing the dialects read (most successes): no signal to parse."""
+        return self._dialects is DEFAULT_DIALECTS and quiet(response.status_code, body, scan)
 
     def _read_signal(
-        self, response: httpx.Response, body: object, received_at: float, wall_now: float
+        self, response: httpx.Response, body: object, received_at: float
     ) -> RateLimitSignal:
+        status = response.status_code
         try:
             return parse_signal(
-                response.status_code,
+                status,
                 response.headers,
                 body=body,
                 received_at=received_at,
-                wall_now=wall_now,
+                wall_now=time.time(),
                 max_wait=self._throttle.max_wait,
                 dialects=self._dialects,
             )
@@ -256,14 +276,34 @@ class _TransportCore:
             )
 
 
-class _Try:
-    """Private. One attempt's bookkeeping and events, the same for async and sync."""
+class _Named:
+    """Private. The bucket and route names of a request, for events, only when asked."""
+
+    __slots__ = ()
+
+    key: Hashable
+    request: httpx.Request
+
+    @property
+    def bucket(self) -> str:
+        return str(self.key)
+
+    @property
+    def route(self) -> str | None:
+        return _route(self.request)
+
+
+class _Try(_Named):
+    """Private. One attempt's bookkeeping and events, the same for async and sync.
+
+    The events (and the bucket and route names they carry) are built only if a hook
+    or DEBUG logging hears them (``heard``); otherwise an attempt costs little more
+    than its key and cost.
+    """
 
     __slots__ = (
         "asked",
         "attempt",
-        "bucket",
-        "clock",
         "core",
         "cost",
         "heard",
@@ -272,40 +312,34 @@ class _Try:
         "pauses",
         "received_at",
         "request",
-        "route",
         "sent",
-        "wall_now",
     )
 
     def __init__(
         self,
         core: _TransportCore,
         request: httpx.Request,
-        attempt: int,
+        attempt: int = 1,
         key: Hashable | None = None,
+        origin: str | None = None,
     ) -> None:
         self.core = core
         self.request = request
         self.attempt = attempt
-        self.cost = request_cost(request.extensions)
-        origin = self.origin = origin_key(request)
+        extensions = request.extensions
+        self.cost = request_cost(extensions) if COST_EXTENSION in extensions else 1.0
         # A call with retries works the key out once, for all its attempts.
-        if key is None:
-            default = core._key is origin_key and KEY_EXTENSION not in request.extensions
-            key = origin if default else core._bucket_key(request)
+        if key is None or origin is None:
+            key, origin = core._key_and_origin(request)
         self.key = key
-        self.clock = core._throttle.clock
-        self.asked = self.clock.now()
-        self.bucket = ""
-        self.route: str | None = None
-        self.sent = self.received_at = self.wall_now = 0.0
-        self.pauses: list[tuple[float, str]] = []
-        # The per-request events are built only if someone hears them.
-        self.heard = core._hooks.per_request()
+        self.origin = origin
+        self.received_at = 0.0
+        self.pauses: list[tuple[float, str]] = _NO_PAUSES
+        heard = self.heard = core._hooks.per_request()
+        if heard:
+            self.asked = self.sent = core._throttle.clock.now()
 
     def admitted(self, permit: Permit) -> None:
-        self.bucket = str(self.key)
-        self.route = _route(self.request)
         if not self.heard:
             return
         waited = permit.sent_at - self.asked
@@ -315,54 +349,65 @@ class _Try:
         )
 
     def sending(self) -> None:
-        if self.heard:
-            request = self.request
-            self.core._hooks.emit(
-                "on_request_sent",
-                RequestSent(
-                    request.method, request.url.path, self.bucket, self.route, self.attempt
-                ),
-            )
-        self.sent = self.clock.now()
+        if not self.heard:
+            return
+        request = self.request
+        self.core._hooks.emit(
+            "on_request_sent",
+            RequestSent(request.method, request.url.path, self.bucket, self.route, self.attempt),
+        )
+        self.sent = self.core._throttle.clock.now()
 
     def failed(self, exc: Exception) -> None:
-        self._completed(None, self.clock.now() - self.sent, type(exc).__name__, throttled=False)
+        if self.heard:
+            duration = self.core._throttle.clock.now() - self.sent
+            self._completed(None, duration, type(exc).__name__, throttled=False)
 
     def received(self) -> None:
-        self.received_at = self.clock.now()
-        self.wall_now = time.time()
+        self.received_at = self.core._throttle.clock.now()
 
-    def answered(self, response: httpx.Response, body: object, permit: Permit) -> RateLimitSignal:
-        """Read the answer's signal, feed it to the bucket, report it. (Settles first.)"""
+    def answered(
+        self, response: httpx.Response, body: object, permit: Permit, scan: HeaderScan
+    ) -> RateLimitSignal | None:
+        """Read the answer's signal, feed it to the bucket, report it. (Settles first.)
+        ``None`` for an answer that says nothing of rate limits."""
         core = self.core
-        signal = core._read_signal(response, body, self.received_at, self.wall_now)
+        if core._quiet(response, body, scan):
+            permit.observe_quiet(response.status_code, self.received_at, cached=scan.cached)
+            if self.heard:
+                self._completed(
+                    response.status_code, self.received_at - self.sent, None, throttled=False
+                )
+            return None
+        signal = core._read_signal(response, body, self.received_at)
         pauses = self.pauses = permit.observe(signal, self.origin)
-        hooks = core._hooks
-        self._completed(
-            response.status_code, self.received_at - self.sent, None, throttled=signal.throttled
-        )
-        for quota in signal.quotas if self.heard else ():
-            reset_in = None if quota.reset_at is None else quota.reset_at - self.received_at
-            hooks.emit(
-                "on_quota",
-                QuotaObserved(
-                    self.bucket,
-                    quota.name,
-                    quota.dialect,
-                    quota.limit,
-                    quota.remaining,
-                    reset_in,
-                ),
+        if self.heard:
+            self._completed(
+                response.status_code,
+                self.received_at - self.sent,
+                None,
+                throttled=signal.throttled,
             )
+            for quota in signal.quotas:
+                reset_in = None if quota.reset_at is None else quota.reset_at - self.received_at
+                core._hooks.emit(
+                    "on_quota",
+                    QuotaObserved(
+                        self.bucket,
+                        quota.name,
+                        quota.dialect,
+                        quota.limit,
+                        quota.remaining,
+                        reset_in,
+                    ),
+                )
         for delay, source in pauses:
-            hooks.emit("on_paused", Paused(self.bucket, delay, source))
+            core._hooks.emit("on_paused", Paused(self.bucket, delay, source))
         return signal
 
     def _completed(
         self, status: int | None, duration: float, error: str | None, *, throttled: bool
     ) -> None:
-        if not self.heard:
-            return
         request = self.request
         self.core._hooks.emit(
             "on_request_completed",
@@ -537,9 +582,10 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
         deadline: float | None,
         attempt: int = 1,
         key: Hashable | None = None,
-    ) -> tuple[httpx.Response, RateLimitSignal]:
+        origin: str | None = None,
+    ) -> Answer:
         """One try: through the throttle, to the wire, and the answer read back."""
-        step = _Try(self, request, attempt, key)
+        step = _Try(self, request, attempt, key, origin)
         throttle = typing.cast("Throttle", self._throttle)
         permit = await throttle.acquire(step.key, step.cost, origin=step.origin, deadline=deadline)
         step.admitted(permit)
@@ -555,13 +601,14 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
                 step.failed(exc)
                 raise
             step.received()
+            scan = scan_headers(response.headers)
             if _wants_body(response):
                 # The answer may pause the bucket: nobody leaves until it is read.
                 permit.hold()
                 body = await _read_json(response)
             else:
                 body = None
-                if _small_body(response):
+                if _small_body(scan):
                     try:
                         await response.aread()
                     except Exception as exc:
@@ -572,7 +619,7 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
         except BaseException:
             permit.release()
             raise
-        signal = step.answered(response, body, permit)
+        signal = step.answered(response, body, permit, scan)
         if throttle.backend is not None:
             await throttle.after_answer(permit, step.pauses)
         if response.is_closed or not isinstance(response.stream, httpx.AsyncByteStream):
@@ -601,13 +648,15 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
         return f"<RateLimitedTransport {self._throttle!r} over {type(self._transport).__name__}>"
 
 
-class _CallCore:
+_UNDECIDED: Final = RetryDecision(retry=False, reason="")
+
+
+class _CallCore(_Named):
     """Private. One call with retries: tenacity strategies shared by async and sync."""
 
     # Slots: a call lives as long as its request waits, and 100,000 may wait at once.
     __slots__ = (
         "attempts",
-        "bucket",
         "budget",
         "can_replay",
         "clock",
@@ -615,10 +664,10 @@ class _CallCore:
         "decision",
         "hooks",
         "key",
+        "origin",
         "policy",
         "previous_backoff",
         "request",
-        "route",
         "started",
         "transport",
     )
@@ -633,11 +682,9 @@ class _CallCore:
         self.budget = transport._budget
         self.started = self.clock.now()
         self.deadline = None if policy.deadline is None else self.started + policy.deadline
-        self.decision = RetryDecision(retry=False, reason="")
+        self.decision = _UNDECIDED
         self.hooks = transport._hooks
-        self.key = transport._bucket_key(request)
-        self.bucket = str(self.key)
-        self.route = _route(request)
+        self.key, self.origin = transport._key_and_origin(request)
         self.attempts = 0
         self.can_replay = replayable(request)
         self.previous_backoff = policy.backoff
@@ -674,6 +721,12 @@ class _CallCore:
     ) -> bool:
         """Whether the first attempt's outcome calls for a retry. Most do not, and then
         the call ends without building tenacity's machinery at all."""
+        if (
+            response is not None
+            and response.status_code not in self.policy.statuses
+            and (signal is None or signal.retry is None)
+        ):
+            return False  # what ``decide`` says of it, without building its reason
         self.decision = decide(
             self.policy, self.request, response, error, signal, can_replay=self.can_replay
         )
@@ -688,9 +741,9 @@ class _CallCore:
             "reraise": True,
         }
 
-    def _checked(
-        self, response: httpx.Response, signal: RateLimitSignal
-    ) -> tuple[httpx.Response, RateLimitSignal]:
+    def _checked(self, response: httpx.Response, signal: RateLimitSignal | None) -> Answer:
+        if signal is None:
+            return response, signal
         retry = signal.retry
         if signal.throttled and retry is not None and retry.over_cap:
             raise RetryAfterTooLongError(
@@ -760,7 +813,7 @@ class _CallCore:
             route=self.route,
         )
 
-    def _give_up(self, state: tenacity.RetryCallState) -> tuple[httpx.Response, RateLimitSignal]:
+    def _give_up(self, state: tenacity.RetryCallState) -> Answer:
         response, signal, error = self._outcome(state)
         if state.attempt_number > 1 or self.decision.reason in (
             "retry budget exhausted",
@@ -772,7 +825,6 @@ class _CallCore:
         if error is not None:
             raise error
         assert response is not None  # noqa: S101
-        assert signal is not None  # noqa: S101
         return response, signal
 
 
@@ -795,11 +847,11 @@ class _Call(_CallCore):
     async def _run(self) -> httpx.Response:
         # The first attempt inline (no ``_attempt`` frame): every I/O step of the
         # wrapped transport resumes through each coroutine frame above it.
-        first: tuple[httpx.Response, RateLimitSignal] | Exception
+        first: Answer | Exception
         self.attempts += 1
         try:
             answer = await self.transport._attempt(
-                self.request, self.deadline, self.attempts, self.key
+                self.request, self.deadline, self.attempts, self.key, self.origin
             )
         except Exception as error:
             if not self._retryable(None, None, error):
@@ -816,7 +868,7 @@ class _Call(_CallCore):
         # A retry is due: tenacity takes over, starting from the first outcome.
         pending = [first]
 
-        async def attempt() -> tuple[httpx.Response, RateLimitSignal]:
+        async def attempt() -> Answer:
             if pending:
                 outcome = pending.pop()
                 if isinstance(outcome, Exception):
@@ -831,10 +883,10 @@ class _Call(_CallCore):
         response, _ = await retrying(attempt)
         return response
 
-    async def _attempt(self) -> tuple[httpx.Response, RateLimitSignal]:
+    async def _attempt(self) -> Answer:
         self.attempts += 1
         response, signal = await self.transport._attempt(
-            self.request, self.deadline, self.attempts, self.key
+            self.request, self.deadline, self.attempts, self.key, self.origin
         )
         try:
             return self._checked(response, signal)

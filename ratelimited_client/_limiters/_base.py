@@ -43,6 +43,11 @@ class Limiter(Protocol):
         """Take ``cost`` units at ``now``. Only valid right after ``wait_time`` gave 0."""
         ...
 
+    def try_acquire(self, now: float, cost: float) -> Ticket | None:
+        """``wait_time`` and a dated ``acquire`` in one step: a ticket if ``cost`` fits
+        at ``now``, else ``None`` with nothing changed (the throttle's fast path)."""
+        ...
+
     def settle(self, ticket: Ticket, at: float) -> None:
         """Date a ticket: the request reached the server no later than ``at``."""
         ...

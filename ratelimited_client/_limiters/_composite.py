@@ -40,6 +40,12 @@ class CompositeLimiter:
     def acquire(self, now: float, cost: float, *, pending: bool) -> Ticket:
         return _Tickets(child.acquire(now, cost, pending=pending) for child in self.children)
 
+    def try_acquire(self, now: float, cost: float) -> Ticket | None:
+        for child in self.children:
+            if child.wait_time(now, cost) > 0:
+                return None
+        return _Tickets([child.acquire(now, cost, pending=False) for child in self.children])
+
     def settle(self, ticket: Ticket, at: float) -> None:
         assert isinstance(ticket, _Tickets)  # noqa: S101 - internal invariant
         for child, part in zip(self.children, ticket, strict=True):

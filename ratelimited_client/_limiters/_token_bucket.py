@@ -93,6 +93,11 @@ class GCRALimiter:
         self.tat = base + cost * self.interval
         return True
 
+    def try_acquire(self, now: float, cost: float) -> Ticket | None:
+        if not self.try_take(now, cost):
+            return None
+        return _Grant(self.last_now, cost, pending=False)
+
     def settle_dated(self, sent_at: float, cost: float, at: float) -> None:
         """Settle a unit taken by :meth:`try_take` at ``sent_at`` (see ``settle``)."""
         later = (at if at > sent_at else sent_at) + cost * self.interval

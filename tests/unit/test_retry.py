@@ -18,6 +18,7 @@ from ratelimited_client import (
     RetryEvent,
     RetryPolicy,
 )
+from ratelimited_client._retry import RetryBudget
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -327,6 +328,17 @@ async def test_budget_caps_extra_load_on_a_failing_upstream(fake_clock: FakeCloc
     extra = len(upstream.sent) - 200
     assert 0 < extra <= 40  # without the budget: 600
     assert extra == pytest.approx(40, abs=2)
+
+
+def test_budget_forgets_requests_that_left_its_window() -> None:
+    """A client that never retries does not keep every request it ever made: what is
+    older than the window is dropped as new ones are recorded, and the budget it
+    allows is still that of the window."""
+    budget = RetryBudget(ratio=0.2, floor=0.0, window=10.0)
+    for i in range(100_000):
+        budget.record_request(i * 0.01)  # 100 a second for 1,000 s
+    assert len(budget._requests) == 1000
+    assert budget.left(999.99) == pytest.approx(0.2 * 1000)
 
 
 async def test_budget_floor_allows_retries_when_traffic_is_low(fake_clock: FakeClock) -> None:
