@@ -1,27 +1,32 @@
 """Overhead of the throttle: RateLimitedClient vs a plain httpx.AsyncClient.
 
 Both send the same requests to the bundled mock API on 127.0.0.1 (in a process
-of its own) with a limit far above what they can reach, so the throttle never
+of its own) with limits far above what they can reach, so the throttle never
 makes anyone wait: what is left is its bookkeeping. Each round runs both
-clients back to back, which one goes first alternating from round to round; the
-ratio reported is the median over rounds of the round's ratio (ours / plain),
-with its interquartile range, beside the median throughput of each. On a shared
-machine whose speed drifts by ±10 % from one run to the next (seen here), the
-pairs cancel the drift that a ratio of two medians keeps. Both use the same
-pool of 10 kept-alive connections: with httpx's default pool (100 connections,
-20 kept alive) at concurrency 50 the plain client's own throughput flips
-between two modes from run to run (about 600 and about 1,150 requests/s here;
-20 busy kept-alive connections are the slow one, compare encode/httpx#3215),
-which would drown a few per cent of overhead.
+clients back to back, which one goes first alternating from round to round; a
+ratio is the median over rounds of the round's ratio (ours / plain), with its
+interquartile range, beside the median throughput of each.
+
+The pool decides how steady the figure is. The result is measured with one
+kept-alive connection per concurrent request (50): rounds agree within about
+3 %. It is repeated with a pool of 10 connections for 50 requests, where
+httpx's own work per request is least (so ours weighs most) but rounds vary by
+about ±15 % here, plain httpx against itself included; httpx's default pool
+(100 connections, 20 kept alive) flips between about 600 and about 1,150
+requests/s from run to run (compare encode/httpx#3215) and is not used. Last,
+the CPU per request of both over an in-memory transport, one at a time: the
+library's own cost, free of network, pool and server.
 
     .venv/bin/python benchmarks/bench_overhead.py [--requests 3000] [--concurrency 50]
-        [--rounds 15] [--json PATH]
+        [--rounds 9] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -33,6 +38,8 @@ from _upstream import Upstream
 
 from ratelimited_client import Rate, RateLimitedClient
 from ratelimited_client.testing import MockAPIConfig
+
+_HEADERS = {"date": "Wed, 25 Nov 2026 15:00:00 GMT", "content-type": "application/json"}
 
 
 async def throughput(client: httpx.AsyncClient, total: int, concurrency: int) -> float:
@@ -54,62 +61,111 @@ async def throughput(client: httpx.AsyncClient, total: int, concurrency: int) ->
     return total / elapsed
 
 
-async def measure(requests: int, concurrency: int, rounds: int) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=10, max_keepalive_connections=10)
-    plain: list[float] = []
-    ours: list[float] = []
-    with Upstream(MockAPIConfig(limit=10_000_000, window=1.0)) as upstream:
+def _client(kind: str, **options: Any) -> httpx.AsyncClient:
+    if kind == "plain":
+        return httpx.AsyncClient(**options)
+    return RateLimitedClient(
+        rate=[Rate(1_000_000, 1.0), Rate(50_000_000, 60.0)], max_concurrency=100, **options
+    )
 
-        async def run_plain() -> None:
-            async with httpx.AsyncClient(base_url=upstream.url, limits=limits) as client:
-                plain.append(await throughput(client, requests, concurrency))
 
-        async def run_ours() -> None:
-            async with RateLimitedClient(
-                base_url=upstream.url,
-                limits=limits,
-                rate=[Rate(1_000_000, 1.0), Rate(50_000_000, 60.0)],
-                max_concurrency=concurrency * 2,
-            ) as client:
-                ours.append(await throughput(client, requests, concurrency))
-
-        for round_ in range(rounds):
-            first, second = (run_plain, run_ours) if round_ % 2 == 0 else (run_ours, run_plain)
-            await first()
-            await second()
-    ratios = [o / p for o, p in zip(ours, plain, strict=True)]
+async def _paired(
+    url: str, connections: int, requests: int, concurrency: int, rounds: int
+) -> dict[str, Any]:
+    """``rounds`` rounds of both clients back to back, the order alternating."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    runs: dict[str, list[float]] = {"plain": [], "ours": []}
+    for round_ in range(rounds):
+        for kind in ("plain", "ours") if round_ % 2 == 0 else ("ours", "plain"):
+            async with _client(kind, base_url=url, limits=limits) as client:
+                runs[kind].append(await throughput(client, requests, concurrency))
+    ratios = [o / p for o, p in zip(runs["ours"], runs["plain"], strict=True)]
     quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
     return {
         "requests": requests,
         "concurrency": concurrency,
+        "connections": connections,
         "rounds": rounds,
-        "plain_per_s": plain,
-        "ours_per_s": ours,
-        "plain_median_per_s": statistics.median(plain),
-        "ours_median_per_s": statistics.median(ours),
+        "plain_per_s": runs["plain"],
+        "ours_per_s": runs["ours"],
+        "plain_median_per_s": statistics.median(runs["plain"]),
+        "ours_median_per_s": statistics.median(runs["ours"]),
         "round_ratios": ratios,
         "ratio": statistics.median(ratios),
         "ratio_iqr": [quartiles[0], quartiles[2]],
     }
 
 
-def report(result: dict[str, Any]) -> str:
-    median = f"req/s (median of {result['rounds']})"
-    return "\n".join(
-        [
-            f"plain httpx.AsyncClient : {result['plain_median_per_s']:8.0f} {median}",
-            f"RateLimitedClient       : {result['ours_median_per_s']:8.0f} {median}",
-            f"ratio (ours / plain)    : {result['ratio']:8.3f} (median of the rounds' ratios; "
-            f"IQR {result['ratio_iqr'][0]:.3f}-{result['ratio_iqr'][1]:.3f})",
-        ]
+async def in_process(requests: int = 4000, repeats: int = 7) -> dict[str, float]:
+    """CPU per request over an in-memory transport, one request at a time: the
+    library's own cost with no network, no pool and no server (the least of
+    ``repeats`` runs, alternated)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b'{"ok": true}', headers=_HEADERS)
+
+    best = {"plain": math.inf, "ours": math.inf}
+    for _ in range(repeats):
+        for kind in best:
+            transport = httpx.MockTransport(answer)
+            async with _client(kind, base_url="http://127.0.0.1:1", transport=transport) as c:
+                for i in range(200):
+                    await c.get(f"/items/{i}")
+                gc.collect()
+                started = time.process_time()
+                for i in range(requests):
+                    await c.get(f"/items/{i}")
+                cpu = (time.process_time() - started) / requests * 1e6
+            best[kind] = min(best[kind], cpu)
+    return {
+        "plain_us": best["plain"],
+        "ours_us": best["ours"],
+        "overhead_us": best["ours"] - best["plain"],
+    }
+
+
+async def measure(
+    requests: int, concurrency: int, rounds: int, small_pool: int = 10
+) -> dict[str, Any]:
+    """The ratio with one connection per concurrent request (the result), the same
+    with a pool of ``small_pool`` connections (``small_pool``), and the CPU per
+    request in process (``in_process``)."""
+    with Upstream(MockAPIConfig(limit=10_000_000, window=1.0)) as upstream:
+        result = await _paired(upstream.url, concurrency, requests, concurrency, rounds)
+        small = await _paired(upstream.url, small_pool, requests, concurrency, rounds)
+    result["small_pool"] = small
+    quick = requests < 1000  # the test suite's smoke run
+    result["in_process"] = await in_process(*((400, 1) if quick else (4000, 7)))
+    return result
+
+
+def _line(name: str, run: dict[str, Any]) -> str:
+    return (
+        f"{name:<24}: ratio {run['ratio']:.3f} (median of {run['rounds']} rounds' ratios, "
+        f"IQR {run['ratio_iqr'][0]:.3f}-{run['ratio_iqr'][1]:.3f}); plain "
+        f"{run['plain_median_per_s']:.0f} req/s, ours {run['ours_median_per_s']:.0f} req/s"
     )
+
+
+def report(result: dict[str, Any]) -> str:
+    lines = [_line(f"{result['connections']} connections", result)]
+    if "small_pool" in result:
+        small = result["small_pool"]
+        lines.append(_line(f"{small['connections']} connections", small))
+    if "in_process" in result:
+        cpu = result["in_process"]
+        lines.append(
+            f"{'in process':<24}: {cpu['plain_us']:.1f} µs of CPU per request plain, "
+            f"{cpu['ours_us']:.1f} ours: {cpu['overhead_us']:.1f} µs added"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="throttle overhead, as a ratio to plain httpx")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--json", type=Path, help="write the results here as JSON")
     args = parser.parse_args()
     result = anyio.run(measure, args.requests, args.concurrency, args.rounds)

@@ -77,9 +77,10 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
         )
     overhead = results.get("overhead")
     if overhead is not None:
+        pool = f" ({overhead['connections']} connections)" if "connections" in overhead else ""
         rows.append(
             [
-                "overhead: throughput ≥ 0.97 × plain httpx",
+                f"overhead: throughput ≥ 0.97 × plain httpx{pool}",
                 f"{overhead['ratio']:.3f} ×",
                 _verdict(overhead["ratio"] >= 0.97),
             ]
@@ -238,6 +239,40 @@ def limiter_tables(limiters: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _paired_text(run: dict[str, Any]) -> str:
+    pool = f" with {run['connections']} connections" if "connections" in run else ""
+    spread = (
+        f" (interquartile range {run['ratio_iqr'][0]:.3f}-{run['ratio_iqr'][1]:.3f})"
+        if "ratio_iqr" in run
+        else ""
+    )
+    return (
+        f"{pool}: plain httpx {run['plain_median_per_s']:.0f} req/s, RateLimitedClient "
+        f"{run['ours_median_per_s']:.0f} req/s (medians); ratio {run['ratio']:.3f}, the "
+        f"median of {run['rounds']} rounds' ratios{spread}"
+    )
+
+
+def overhead_text(overhead: dict[str, Any]) -> str:
+    """The overhead paragraph: each pool's paired ratio, and the in-process CPU."""
+    text = (
+        f"**Overhead**: {overhead['requests']} requests at concurrency "
+        f"{overhead['concurrency']}, each round both clients back to back (the order "
+        f"alternating){_paired_text(overhead)}."
+    )
+    small = overhead.get("small_pool")
+    if small is not None:
+        text += f" The same{_paired_text(small)}."
+    cpu = overhead.get("in_process")
+    if cpu is not None:
+        text += (
+            f" In process, over an in-memory transport: {cpu['plain_us']:.1f} µs of CPU "
+            f"per request plain, {cpu['ours_us']:.1f} µs ours ({cpu['overhead_us']:.1f} µs "
+            "added)."
+        )
+    return text
+
+
 def markdown(results: dict[str, Any], plots: str | None = None) -> str:
     lines = [
         BEGIN,
@@ -251,21 +286,7 @@ def markdown(results: dict[str, Any], plots: str | None = None) -> str:
     lines += _table(["target", "measured", ""], targets(results))
     overhead = results.get("overhead")
     if overhead is not None:
-        lines += [
-            "",
-            f"**Overhead**: {overhead['requests']} requests at concurrency "
-            f"{overhead['concurrency']}, {overhead['rounds']} rounds (each both clients back "
-            f"to back, the order alternating): plain httpx "
-            f"{overhead['plain_median_per_s']:.0f} req/s, RateLimitedClient "
-            f"{overhead['ours_median_per_s']:.0f} req/s (medians); ratio "
-            f"{overhead['ratio']:.3f}, the median of the rounds' ratios"
-            + (
-                f" (interquartile range {overhead['ratio_iqr'][0]:.3f}-"
-                f"{overhead['ratio_iqr'][1]:.3f})."
-                if "ratio_iqr" in overhead
-                else "."
-            ),
-        ]
+        lines += ["", overhead_text(overhead)]
     lines += ["", "### Scenarios over real sockets"]
     lines += scenario_tables(results)
     lines += ["", "### Limiters (no HTTP)"]

@@ -53,7 +53,7 @@ def run(quick: bool, only: str | None, peer: str | None = None) -> dict[str, Any
         print(bench_limiters.report(results["limiters"]), flush=True)
     if only in (None, "overhead"):
         print("overhead ...", flush=True)
-        requests, rounds = (300, 1) if quick else (3000, 15)
+        requests, rounds = (300, 1) if quick else (3000, 9)
         results["overhead"] = anyio.run(bench_overhead.measure, requests, 50, rounds)
         print(bench_overhead.report(results["overhead"]), flush=True)
     if only is None or only.startswith("scenarios"):

@@ -169,8 +169,10 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
         """One try: through the throttle, to the wire, and the answer read back."""
         step = _Try(self, request, attempt, key, origin)
         throttle = typing.cast("SyncThrottle", self._throttle)
+        clock = throttle.clock
         permit = throttle.acquire_sync(step.key, step.cost, origin=step.origin, deadline=deadline)
-        step.admitted(permit)
+        if step.heard:
+            step.admitted(permit)
         try:
             auth = request.extensions.get(AUTH_EXTENSION)
             if auth is not None:
@@ -178,13 +180,14 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
                 auth.before_send_sync(request)
             if deadline is not None:
                 _cap_timeouts(request, deadline - throttle.clock.now())
-            step.sending()
+            if step.heard:
+                step.sending()
             try:
                 response = self._transport.handle_request(request)
             except Exception as exc:
                 step.failed(exc)
                 raise
-            step.received()
+            step.received_at = clock.now()
             scan = scan_headers(response.headers)
             if _wants_body(response):
                 permit.hold()  # the answer may pause the bucket: nobody leaves until read

@@ -340,8 +340,6 @@ class _Try(_Named):
             self.asked = self.sent = core._throttle.clock.now()
 
     def admitted(self, permit: Permit) -> None:
-        if not self.heard:
-            return
         waited = permit.sent_at - self.asked
         throttle = self.core._throttle
         self.core._hooks.emit(
@@ -349,8 +347,6 @@ class _Try(_Named):
         )
 
     def sending(self) -> None:
-        if not self.heard:
-            return
         request = self.request
         self.core._hooks.emit(
             "on_request_sent",
@@ -362,9 +358,6 @@ class _Try(_Named):
         if self.heard:
             duration = self.core._throttle.clock.now() - self.sent
             self._completed(None, duration, type(exc).__name__, throttled=False)
-
-    def received(self) -> None:
-        self.received_at = self.core._throttle.clock.now()
 
     def answered(
         self, response: httpx.Response, body: object, permit: Permit, scan: HeaderScan
@@ -527,6 +520,7 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
     def _init(self, transport: httpx.AsyncBaseTransport, shared: ClientState) -> None:
         self._transport = transport
         self._init_state(shared)
+        self._gate = typing.cast("Throttle", shared.throttle)
         self._loop: object = None  # the event loop of the last request
 
     def _moved_to(self, loop: object) -> None:
@@ -586,21 +580,24 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
     ) -> Answer:
         """One try: through the throttle, to the wire, and the answer read back."""
         step = _Try(self, request, attempt, key, origin)
-        throttle = typing.cast("Throttle", self._throttle)
+        throttle = self._gate
+        clock = throttle.clock
         permit = await throttle.acquire(step.key, step.cost, origin=step.origin, deadline=deadline)
-        step.admitted(permit)
+        if step.heard:
+            step.admitted(permit)
         try:
             auth = request.extensions.get(AUTH_EXTENSION)
             if auth is not None:
                 auth.attach_hooks(self._hooks)
                 await auth.before_send(request)
-            step.sending()
+            if step.heard:
+                step.sending()
             try:
                 response = await self._transport.handle_async_request(request)
             except Exception as exc:
                 step.failed(exc)
                 raise
-            step.received()
+            step.received_at = clock.now()
             scan = scan_headers(response.headers)
             if _wants_body(response):
                 # The answer may pause the bucket: nobody leaves until it is read.

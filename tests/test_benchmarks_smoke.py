@@ -66,7 +66,12 @@ def test_the_whole_suite_runs_quick(tmp_path: Path) -> None:
     assert set(limiters["uncontended_us"]) >= {"ratelimited_client", "aiolimiter"}
     assert limiters["contended"]["ratelimited_client (asyncio)"]["measured_admissions"] > 0
     assert limiters["memory_bytes"]["ratelimited_client"] > 0
-    assert results["overhead"]["ratio"] > 0
+    overhead = results["overhead"]
+    assert overhead["ratio"] > 0
+    assert overhead["connections"] == 50
+    assert overhead["small_pool"]["connections"] == 10
+    assert overhead["small_pool"]["ratio"] > 0
+    assert overhead["in_process"]["plain_us"] > 0
 
     for name in ("penalty-timeline.png", "lateness.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG
