@@ -4,7 +4,7 @@
     python3 dev.py demo     # run the demo against the bundled mock API
     python3 dev.py test     # lint, type-check and run the whole test suite
     python3 dev.py loadtest # a headless, time-bounded Locust run against the mock API
-    python3 dev.py bench    # every benchmark against the peers (~15 min); updates
+    python3 dev.py bench    # every benchmark against the peers (~25 min); updates
                             # benchmarks/README.md and benchmarks/results/
 
 Needs nothing but Python 3.11+: on first use (and whenever pyproject.toml

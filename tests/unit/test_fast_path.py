@@ -1,8 +1,9 @@
-"""The throttle's fast path (the token bucket's arithmetic inline) against the limiter.
+"""The throttle's fast path against the limiters' own decisions.
 
 ``Throttle.acquire`` repeats ``GCRALimiter.try_take`` inline and ``_settle`` repeats
-``settle_dated``, to save calls on the path most requests take. These tests hold
-the inline copies to the limiter's own decisions on random schedules: a request
+``settle_dated``, and takes any other limiter (sliding windows, several rates)
+through ``try_acquire``, to save calls on the path most requests take. These
+tests hold the fast path to a reference limiter on random schedules: a request
 the limiter would admit now is admitted at once, one it would not is admitted
 exactly when the limiter says, and the state after settling is the same.
 """
@@ -14,8 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ratelimited_client import Rate, TokenBucket
-from ratelimited_client._limiters import GCRALimiter
+from ratelimited_client import Rate, SlidingWindow, TokenBucket
+from ratelimited_client._limiters import (
+    CompositeLimiter,
+    GCRALimiter,
+    Limiter,
+    SlidingWindowLimiter,
+    Ticket,
+)
 from ratelimited_client._throttle import Permit, SyncThrottle, Throttle
 from ratelimited_client.testing import FakeClock
 
@@ -33,26 +40,41 @@ steps = st.lists(
 specs = st.tuples(st.integers(1, 10), st.sampled_from([0.5, 1.0, 2.0]), st.integers(3, 6))
 
 
-def run_schedule(spec: tuple[int, float, int], schedule: list[Step], backend: str) -> int:
+def run_schedule(
+    spec: tuple[int, float, int], schedule: list[Step], backend: str, kind: str = "bucket"
+) -> int:
     """Replay ``schedule``; every admission is checked against the limiter on the way.
+    ``kind``: one token bucket, one sliding window, or two sliding windows at once.
     Returns the number of requests admitted."""
     limit, period, burst = spec
+    reference: Limiter
+    if kind == "bucket":
+        rates: tuple[TokenBucket | SlidingWindow, ...] = (
+            TokenBucket(Rate(limit, period), burst=burst),
+        )
+        reference = GCRALimiter(Rate(limit, period), burst)
+    elif kind == "window":
+        rates = (SlidingWindow(Rate(max(limit, 3), period)),)
+        reference = SlidingWindowLimiter(Rate(max(limit, 3), period))
+    else:
+        short, long = Rate(max(limit, 3), period), Rate(max(limit, 3) * 2, period * 3)
+        rates = (SlidingWindow(short), SlidingWindow(long))
+        reference = CompositeLimiter([SlidingWindowLimiter(short), SlidingWindowLimiter(long)])
 
     async def main() -> int:
         clock = FakeClock()
-        throttle = Throttle((TokenBucket(Rate(limit, period), burst=burst),), clock=clock)
-        reference = GCRALimiter(Rate(limit, period), burst)
-        answers: list[tuple[float, Permit, int]] = []
+        throttle = Throttle(rates, clock=clock)
+        answers: list[tuple[float, Permit, Ticket]] = []
         for gap, cost, latency in schedule:
             # Answers due before this request arrive first, in order, each at its time.
             at = clock.now() + gap
             answers.sort(key=lambda a: a[0])
             while answers and answers[0][0] <= at:
-                due, permit, units = answers.pop(0)
+                due, permit, ticket = answers.pop(0)
                 # (An answer due while a request waited arrives once it is admitted.)
                 await clock.advance(max(0.0, due - clock.now()))
                 permit.release()
-                reference.settle_dated(permit.sent_at, units, clock.now())
+                reference.settle(ticket, clock.now())
             await clock.advance(at - clock.now())
             wait = reference.wait_time(clock.now(), cost)
             asked = clock.now()
@@ -72,11 +94,16 @@ def run_schedule(spec: tuple[int, float, int], schedule: list[Step], backend: st
                     await anyio.wait_all_tasks_blocked()
                     assert got, "not admitted when the limiter allowed"
             assert got[0].sent_at == pytest.approx(asked + wait)
-            assert reference.try_take(clock.now(), cost)
-            answers.append((clock.now() + latency, got[0], cost))
+            assert reference.wait_time(clock.now(), cost) == 0
+            ticket = reference.acquire(clock.now(), cost, pending=False)
+            answers.append((clock.now() + latency, got[0], ticket))
             bucket = throttle._buckets["k"]
-            assert bucket.fast_limiter is not None
-            assert bucket.fast_limiter.tat == pytest.approx(reference.tat)
+            if isinstance(reference, GCRALimiter):
+                assert bucket.fast_limiter is not None
+                assert bucket.fast_limiter.tat == pytest.approx(reference.tat)
+            else:
+                assert bucket.fast_other is bucket.limiter is not None
+                assert bucket.limiter.used(clock.now()) == reference.used(clock.now())
         return throttle.statistics().admitted
 
     return anyio.run(main, backend=backend)
@@ -88,6 +115,19 @@ def test_fast_path_admits_exactly_what_the_token_bucket_admits(
     spec: tuple[int, float, int], schedule: list[Step], backend: str
 ) -> None:
     assert run_schedule(spec, schedule, backend) == len(schedule)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    spec=specs,
+    schedule=steps,
+    backend=st.sampled_from(["asyncio", "trio"]),
+    kind=st.sampled_from(["window", "windows"]),
+)
+def test_fast_path_admits_exactly_what_sliding_windows_admit(
+    spec: tuple[int, float, int], schedule: list[Step], backend: str, kind: str
+) -> None:
+    assert run_schedule(spec, schedule, backend, kind) == len(schedule)
 
 
 def test_fast_path_is_taken_when_nothing_else_can_say_no() -> None:
@@ -106,6 +146,16 @@ def test_fast_path_is_taken_when_nothing_else_can_say_no() -> None:
         assert slow._fast is None
         assert slow._tickets != ()
         slow.release()
+        # Sliding windows take it too, through try_acquire: one ticket for the composite.
+        windows = Throttle(
+            (SlidingWindow(Rate(5, 1.0)), SlidingWindow(Rate(50, 60.0))), clock=FakeClock()
+        )
+        permit = await windows.acquire("k")
+        bucket = windows._buckets["k"]
+        assert bucket.fast
+        assert bucket.fast_other is bucket.limiter
+        assert [limiter for limiter, _ in permit._tickets] == [bucket.limiter]
+        permit.release()
 
     anyio.run(main)
 
