@@ -7,11 +7,11 @@ clients back to back, which one goes first alternating from round to round; a
 ratio is the median over rounds of the round's ratio (ours / plain), with its
 interquartile range, beside the median throughput of each.
 
-The pool decides how steady the figure is. The result is measured with one
-kept-alive connection per concurrent request (50): rounds agree within about
-3 %. It is repeated with a pool of 10 connections for 50 requests, where
-httpx's own work per request is least (so ours weighs most) but rounds vary by
-about ±15 % here, plain httpx against itself included; httpx's default pool
+The result is measured with one kept-alive connection per concurrent request
+(50). It is repeated with a pool of 10 connections for 50 requests, where
+httpx's own work per request is least (so ours weighs most). Either way one
+round's ratio ranges over about ±7 % here (plain httpx alone varies by up to
+±15 % from run to run), hence the pairs, the median and its spread; httpx's default pool
 (100 connections, 20 kept alive) flips between about 600 and about 1,150
 requests/s from run to run (compare encode/httpx#3215) and is not used. Last,
 the CPU per request of both over an in-memory transport, one at a time: the
