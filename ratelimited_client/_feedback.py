@@ -249,8 +249,7 @@ class ServerFeedback:
         clean = not bucket_throttled and 200 <= signal.status < 400
         if clean:
             # Before learning, so a limiter rebuilt from this answer counts it too.
-            self._answered.append((sent_at, now, True))
-            self._throttles_in_row = 0
+            self._clean_answer(sent_at, now)
         for quota in signal.quotas:
             self._observe_quota(quota, now, others_in_flight)
         if self.learning:
@@ -284,12 +283,16 @@ class ServerFeedback:
         them), without a signal built for it. True if a waiting request may now go."""
         if not 200 <= status < 400:
             return False
-        self._answered.append((sent_at, received_at, True))
-        self._throttles_in_row = 0
+        self._clean_answer(sent_at, received_at)
         if self.cwnd is None:
             return False
         self._grow_window()
         return True
+
+    def _clean_answer(self, sent_at: float, received_at: float) -> None:
+        """A success that was not a throttle: remembered for learning, ends a run of 429s."""
+        self._answered.append((sent_at, received_at, True))
+        self._throttles_in_row = 0
 
     def _pause_deadline_if_origin(self, scope: str) -> float | None:
         return self.pause_until if scope == "origin" else None

@@ -188,6 +188,7 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
                 step.failed(exc)
                 raise
             step.received_at = clock.now()
+            step.wall_now = time.time()  # read against Date-less epoch resets
             scan = scan_headers(response.headers)
             if _wants_body(response):
                 permit.hold()  # the answer may pause the bucket: nobody leaves until read

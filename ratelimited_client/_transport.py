@@ -250,7 +250,7 @@ class _TransportCore:
         return self._dialects is DEFAULT_DIALECTS and quiet(response.status_code, body, scan)
 
     def _read_signal(
-        self, response: httpx.Response, body: object, received_at: float
+        self, response: httpx.Response, body: object, received_at: float, wall_now: float
     ) -> RateLimitSignal:
         status = response.status_code
         try:
@@ -259,7 +259,7 @@ class _TransportCore:
                 response.headers,
                 body=body,
                 received_at=received_at,
-                wall_now=time.time(),
+                wall_now=wall_now,
                 max_wait=self._throttle.max_wait,
                 dialects=self._dialects,
             )
@@ -313,6 +313,7 @@ class _Try(_Named):
         "received_at",
         "request",
         "sent",
+        "wall_now",
     )
 
     def __init__(
@@ -333,7 +334,7 @@ class _Try(_Named):
             key, origin = core._key_and_origin(request)
         self.key = key
         self.origin = origin
-        self.received_at = 0.0
+        self.received_at = self.wall_now = 0.0
         self.pauses: list[tuple[float, str]] = _NO_PAUSES
         heard = self.heard = core._hooks.per_request()
         if heard:
@@ -372,7 +373,7 @@ class _Try(_Named):
                     response.status_code, self.received_at - self.sent, None, throttled=False
                 )
             return None
-        signal = core._read_signal(response, body, self.received_at)
+        signal = core._read_signal(response, body, self.received_at, self.wall_now)
         pauses = self.pauses = permit.observe(signal, self.origin)
         if self.heard:
             self._completed(
@@ -598,6 +599,7 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
                 step.failed(exc)
                 raise
             step.received_at = clock.now()
+            step.wall_now = time.time()  # read against Date-less epoch resets
             scan = scan_headers(response.headers)
             if _wants_body(response):
                 # The answer may pause the bucket: nobody leaves until it is read.
