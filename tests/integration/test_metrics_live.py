@@ -69,7 +69,9 @@ async def test_throttle_waits_are_counted_in_the_histogram(
     assert value(metrics, "throttle_wait_seconds_count", bucket=bucket) == 12
     assert value(metrics, "throttle_wait_seconds_bucket", bucket=bucket, le="0.5") == 5
     assert value(metrics, "throttle_wait_seconds_bucket", bucket=bucket, le="1.0") == 5
-    assert value(metrics, "throttle_wait_seconds_bucket", bucket=bucket, le="2.5") == 12
+    # The last two wait about 2 s; only the quota's side of that is exact (no earlier,
+    # the sum below), how much later a busy machine makes them is not this test's.
+    assert value(metrics, "throttle_wait_seconds_bucket", bucket=bucket, le="2.5") >= 10
     assert value(metrics, "throttle_wait_seconds_sum", bucket=bucket) >= 5 * 1.0 + 2 * 2.0
     assert value(metrics, "throttled_responses_total", bucket=bucket, status="429") == 0
     # The last answer's quota, as the upstream reported it.

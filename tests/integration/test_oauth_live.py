@@ -131,7 +131,9 @@ async def test_identity_provider_down_fails_waiters_promptly_then_recovers(
         outcomes = await fire(client, 50)
         elapsed = time.monotonic() - started
         assert outcomes == ["TokenRefreshError"] * 50
-        assert elapsed < 2.0
+        # Promptly: the waiters share the one failed refresh (0.5 s timeout), not 50
+        # refreshes in turn (25 s); loose enough for a busy machine.
+        assert elapsed < 5.0
         assert auth.refreshes == 1
         server.app.tokens.failure = None
         auth.token_url = f"{server.url}/oauth/token"

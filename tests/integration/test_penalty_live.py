@@ -81,7 +81,9 @@ async def test_client_that_knows_the_rate_never_gets_a_429(
     assert statuses == [200] * 500
     assert (stats.rejected, stats.penalties) == (0, 0)
     assert stats.max_received_in_window <= 50
-    assert 9.0 <= elapsed <= 9.0 * 1.05 + 0.5  # (500 / 50 - 1) periods at least
+    # (500 / 50 - 1) periods at least; the ceiling is a loose sanity bound (the
+    # closeness to the least time is benchmarks/bench_scenarios.py's figure).
+    assert 9.0 <= elapsed <= 9.0 * 1.5
 
 
 async def test_client_that_does_not_know_the_rate_never_trips_the_penalty(

@@ -131,16 +131,24 @@ async def test_a_full_queue_refuses_and_the_loop_stays_responsive(anyio_backend:
             gc.collect()
             gc.freeze()
             try:
+                beat_started = time.perf_counter()
                 before = client.statistics().admitted
                 await heartbeat(1.0)
                 admitted = client.statistics().admitted - before
+                beat_took = time.perf_counter() - beat_started
             finally:
                 gc.unfreeze()
             tg.cancel_scope.cancel()
         stats = client.statistics()
     worst = max(lateness) * 1000
     print(f"{anyio_backend}: {queued} queued, worst beat {worst:.2f} ms late, {admitted}/s")  # noqa: T201
-    assert worst < 10.0, f"the heartbeat was {worst:.1f} ms late"
-    assert 18 <= admitted <= 22  # the queue was served at its limit meanwhile
+    # A loop that walked the queue per admission, or a collector pass over it, holds
+    # the heartbeat for hundreds of milliseconds; on a quiet machine the worst beat is
+    # ~1-2 ms late. The bound leaves room for a scheduler busy with other processes
+    # (a time slice or two) and still tells the two apart.
+    assert worst < 100.0, f"the heartbeat was {worst:.1f} ms late"
+    # The queue was served meanwhile, never above its limit (20/s, burst 1: at most
+    # one more than the elapsed time allows); at least half its rate however busy.
+    assert 10 <= admitted <= 20 * beat_took + 1, (admitted, beat_took)
     assert stats.queued == 0
     assert stats.in_flight == 0

