@@ -280,16 +280,16 @@ def test_metrics_count_what_the_server_received(
     assert (throttled or 0) == stats.rejected
 
 
-def test_eight_threads_400_requests_share_one_quota(
+def test_eight_threads_200_requests_share_one_quota(
     mock_api_server: MockAPIServerFactory,
 ) -> None:
     """The sync client across 8 threads: 0 × 429, never more than 20 in any second."""
     server = mock_api_server(limit=20, window=1.0)
     rate = Rate(20, 1.0)
-    run = SyncDriver().run(server.url, total=400, concurrency=8, rate=rate)
+    run = SyncDriver().run(server.url, total=200, concurrency=8, rate=rate)
     stats = server.stats()
-    assert run.statuses == [200] * 400, run.errors
+    assert run.statuses == [200] * 200, run.errors
     assert stats.rejected == 0
     assert stats.max_received_in_window <= 20
-    minimum = least_time(400, rate)
+    minimum = least_time(200, rate)
     assert minimum <= run.elapsed <= minimum * SLOWEST
