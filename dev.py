@@ -55,18 +55,25 @@ def ensure_venv() -> None:
     stamp.touch()
 
 
-# System binaries the tests need, by the Debian package that provides them.
+# System binaries the tests need, by the Debian package that provides them: a real
+# Prometheus (alert rules, a scrape), Redis (the shared backend) and nginx (a real
+# limiter, limit_req).
 SYSTEM_PACKAGES = {
     "promtool": "prometheus",
     "prometheus": "prometheus",
     "redis-server": "redis-server",
+    "nginx": "nginx",
 }
 
 
 def ensure_system_packages() -> None:
     """Install the Debian packages behind missing test binaries (Prometheus, Redis),
     only where they are missing."""
-    missing = sorted({pkg for binary, pkg in SYSTEM_PACKAGES.items() if not shutil.which(binary)})
+
+    def found(binary: str) -> bool:  # Debian puts daemons in /usr/sbin
+        return bool(shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/sbin"))
+
+    missing = sorted({pkg for binary, pkg in SYSTEM_PACKAGES.items() if not found(binary)})
     if not missing:
         return
     apt = shutil.which("apt-get")

@@ -8,44 +8,50 @@ there is one); the parent asks it for its statistics and arrivals over a pipe.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 from typing import TYPE_CHECKING, Any
 
 from ratelimited_client.testing import MockAPIConfig, MockAPIServer, MockAPIStats
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from multiprocessing.connection import Connection
     from types import TracebackType
 
 _TIMEOUT = 30.0
 
 
-def _serve(config: MockAPIConfig, pipe: Connection) -> None:
-    with MockAPIServer(config) as server:
+def _serve(make: Callable[[], Any], pipe: Connection) -> None:
+    """Serve what ``make`` builds; answer each command with that method's result."""
+    with make() as server:
         pipe.send(server.url)
         while True:
             command = pipe.recv()
-            if command == "stats":
-                pipe.send(server.stats())
-            elif command == "arrivals":
-                pipe.send(server.arrivals())
-            elif command == "reset":
-                server.reset()
-                pipe.send(None)
-            else:
+            if command == "stop":
                 pipe.send(None)
                 return
+            pipe.send(getattr(server, command)())
 
 
 class Upstream:
     """``with Upstream(config) as upstream:`` serves ``config`` on 127.0.0.1 in a child
-    process until the block ends; ``upstream.url``, ``stats()``, ``arrivals()``."""
+    process until the block ends; ``upstream.url``, ``stats()``, ``arrivals()``.
 
-    def __init__(self, config: MockAPIConfig) -> None:
-        self.config = config
+    ``Upstream(make)`` serves another server instead: ``make`` is a picklable
+    callable (a class, or a ``functools.partial`` of one) that builds a context
+    manager with a ``url``, such as ``SlowapiLimiter``; ``ask("record")`` calls its
+    ``record()`` in the child."""
+
+    def __init__(self, config: MockAPIConfig | Callable[[], Any]) -> None:
+        make = (
+            functools.partial(MockAPIServer, config)
+            if isinstance(config, MockAPIConfig)
+            else config
+        )
         context = multiprocessing.get_context("spawn")
         self._pipe, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(config, child), daemon=True)
+        self._process = context.Process(target=_serve, args=(make, child), daemon=True)
         self.url = ""
 
     def __enter__(self) -> Upstream:
@@ -56,24 +62,25 @@ class Upstream:
         self.url = self._pipe.recv()
         return self
 
-    def _ask(self, command: str) -> Any:
+    def ask(self, command: str) -> Any:
+        """Call the served object's method ``command`` in the child; its result."""
         self._pipe.send(command)
         if not self._pipe.poll(_TIMEOUT):
             raise RuntimeError(f"the mock API process did not answer {command!r}")
         return self._pipe.recv()
 
     def stats(self) -> MockAPIStats:
-        stats: MockAPIStats = self._ask("stats")
+        stats: MockAPIStats = self.ask("stats")
         return stats
 
     def arrivals(self) -> list[tuple[float, int]]:
         """``(time.monotonic(), status)`` of every limited request it received (one
         monotonic clock for all processes on Linux)."""
-        arrivals: list[tuple[float, int]] = self._ask("arrivals")
+        arrivals: list[tuple[float, int]] = self.ask("arrivals")
         return arrivals
 
     def reset(self) -> None:
-        self._ask("reset")
+        self.ask("reset")
 
     def __exit__(
         self,
@@ -82,7 +89,7 @@ class Upstream:
         traceback: TracebackType | None,
     ) -> None:
         try:
-            self._ask("stop")
+            self.ask("stop")
         except (RuntimeError, OSError, EOFError):
             pass
         self._process.join(_TIMEOUT)

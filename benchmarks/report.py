@@ -273,6 +273,24 @@ def overhead_text(overhead: dict[str, Any]) -> str:
     return text
 
 
+def real_limiter_table(results: dict[str, Any]) -> str:
+    """``bench_real_limiters.py``'s runs as a table: per limiter, per peer."""
+    lines = [
+        "| limiter | peer | ok | 429s seen by the limiter | max admitted in 1 window "
+        "| elapsed | × least | learned |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for run in results["runs"]:
+        ok = run["outcomes"].get("200", 0)
+        late = " (timed out)" if run["timed_out"] else ""
+        lines.append(
+            f"| {run['limiter']} | {run['peer']} | {ok}/{run['requests']} "
+            f"| {run['received_429']} | {run['max_admitted_in_window']} "
+            f"| {run['elapsed']:.2f} s{late} | {run['ratio']:.2f} | {run['learned'] or ''} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def markdown(results: dict[str, Any], plots: str | None = None) -> str:
     lines = [
         BEGIN,
@@ -289,6 +307,9 @@ def markdown(results: dict[str, Any], plots: str | None = None) -> str:
         lines += ["", overhead_text(overhead)]
     lines += ["", "### Scenarios over real sockets"]
     lines += scenario_tables(results)
+    real = results.get("real_limiters")
+    if real is not None:
+        lines += ["", "### Real limiters (nginx, slowapi)", "", real_limiter_table(real)]
     lines += ["", "### Limiters (no HTTP)"]
     lines += limiter_tables(results.get("limiters"))
     if plots is not None:

@@ -5,7 +5,8 @@
 
 1. limiter micro-benchmarks (``bench_limiters.py``);
 2. overhead against plain httpx (``bench_overhead.py``);
-3. the scenarios against every peer over real sockets (``bench_scenarios.py``).
+3. the scenarios against every peer over real sockets (``bench_scenarios.py``);
+4. the peers against real limiters, nginx and slowapi (``bench_real_limiters.py``).
 
 Writes ``results-<date>.json`` (or ``quick.json``), ``penalty-timeline.png`` and
 ``lateness.png`` into ``--out`` (default ``benchmarks/results``); with
@@ -27,6 +28,7 @@ from typing import Any
 import anyio
 import bench_limiters
 import bench_overhead
+import bench_real_limiters
 import bench_scenarios
 import report
 
@@ -60,6 +62,10 @@ def run(quick: bool, only: str | None, peer: str | None = None) -> dict[str, Any
         print("scenarios ...", flush=True)
         prefix = only.split(":", 1)[1] if only and ":" in only else None
         results["scenarios"] = anyio.run(bench_scenarios.run_all, quick, prefix, peer)
+    if only is None or only.startswith("real"):
+        print("real limiters ...", flush=True)
+        prefix = only.split(":", 1)[1] if only and ":" in only else None
+        results["real_limiters"] = anyio.run(bench_real_limiters.run_all, quick, prefix, peer)
     results["seconds"] = time.monotonic() - started
     return results
 
@@ -71,7 +77,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
     parser.add_argument(
-        "--only", help="limiters, overhead, scenarios or scenarios:<name prefix> (default: all)"
+        "--only",
+        help="limiters, overhead, scenarios[:<name prefix>] or real[:<limiter prefix>] "
+        "(default: all)",
     )
     parser.add_argument(
         "--update-readme", action="store_true", help="regenerate benchmarks/README.md's tables"

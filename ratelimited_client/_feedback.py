@@ -30,11 +30,12 @@ asks ``wait_time`` and calls ``on_admit`` / ``observe``; nothing here sleeps.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import deque
 from typing import TYPE_CHECKING, Final
 
 from ._limiters import GCRALimiter, build_limiter
-from ._rate import Rate, SlidingWindow
+from ._rate import Rate, SlidingWindow, TokenBucket
 
 if TYPE_CHECKING:
     import random
@@ -69,6 +70,49 @@ _REFILL_MARGIN: Final = 1.02
 _FROM_429: Final = "429"
 # Each further 429 under a learned limit keeps this share of it.
 _DECREASE: Final = 0.8
+# A window measured from the server's counts is taken as settled once its bounds are
+# this close (upper / lower); until then the requests are spread evenly (paced), which
+# is what makes each count informative.
+_MEASURED: Final = 1.1
+# Readings that no moving window explains, before measuring a quota is given up.
+_DISAGREEMENTS: Final = 3
+# The measured upper bound gets this slack: arrival order may differ from send order
+# by a hair, and the server stamps arrivals on its own clock.
+_MEASURE_MARGIN: Final = 1.02
+
+
+# A search for a window learned from 429s alone settles after this many rejected probes
+# (each one is a 429 the server sees), at the last window the server took.
+_PROBE_FAILURES: Final = 3
+# Where a probe goes between the window rejected (lo) and the one taken (hi): nearer
+# the safe side (fewer rejected probes, one step more).
+_PROBE_BIAS: Final = 0.7
+
+
+class _Search:
+    """Private. Bracketing search for a window learned from 429s alone: ``hi`` a window
+    the server has taken (the learned limiter's), ``lo`` one it rejected. One probe at
+    a time goes early, at ``lo ** 0.3 * hi ** 0.7`` after the request it is measured
+    from; taken, it becomes ``hi`` (the learned rate goes up); rejected, ``lo`` (no
+    pause: the probe was the question, the limiter keeps the safe pace meanwhile)."""
+
+    __slots__ = ("failures", "hi", "limit", "lo", "probe_anchor", "probe_sent")
+
+    def __init__(self, limit: int, lo: float, hi: float) -> None:
+        self.limit = limit
+        self.lo = lo
+        self.hi = hi
+        self.failures = 0
+        self.probe_sent: float | None = None
+        self.probe_anchor = (0.0, 0.0)
+
+    @property
+    def settled(self) -> bool:
+        return self.hi <= self.lo * _MEASURED or self.failures >= _PROBE_FAILURES
+
+    @property
+    def target(self) -> float:
+        return float(self.lo ** (1 - _PROBE_BIAS) * self.hi**_PROBE_BIAS)
 
 
 class _Cap:
@@ -132,6 +176,9 @@ class _LearnedLimit:
     def used(self, now: float) -> float:
         return self.inner.used(now)
 
+    def room(self, now: float) -> float:
+        return self.inner.room(now)
+
     def is_idle(self, now: float) -> bool:
         return self.inner.is_idle(now)
 
@@ -183,6 +230,21 @@ class ServerFeedback:
         # Pauses begun by answers not yet reported to hooks: (delay, source).
         self.new_pauses: list[tuple[float, str]] = []
         self._exhausted_seen: dict[str, float] = {}
+        # Quota readings that agreed with the configured limiter (no cap taken), and when
+        # the first of a run that did not came back.
+        self.agreed = 0
+        self._disagreed_at: float | None = None
+        # Successes whose Retry-After was ignored (no directive on a success).
+        self.ignored_waits = 0
+        # Send times of the admissions while learning (ascending), for measuring a
+        # window from the server's counts; per quota, its [lower, upper] bounds, and
+        # the quotas whose counts are not those of a moving window (left alone).
+        self._sends: deque[float] = deque(maxlen=_HISTORY)
+        self._bounds: dict[str, list[float]] = {}  # [lower, upper, readings that disagreed]
+        self._measured: dict[str, float] = {}  # settled windows, kept
+        self._unmeasurable: set[str] = set()
+        self._longest_trip = 0.0
+        self._search: _Search | None = None
 
     def take_pauses(self) -> list[tuple[float, str]]:
         """The pauses begun since the last call, as ``(delay, source)``."""
@@ -215,20 +277,62 @@ class ServerFeedback:
                     # Retry-After, rather than wait hours (the throttle raises).
                     self.too_long_until = max(self.too_long_until, cap.reset_at)
                     self.too_long_delay = cap.reset_at - now
-        if self.learned is not None:
+        probe = self._probe_wait(now)
+        if probe is not None:
+            # A probe goes when due, whatever the learned pace says: it is the question.
+            wait = max(wait, probe)
+        elif self.learned is not None:
             wait = max(wait, self.learned.wait_time(now, cost))
         if self._pacer is not None:
             if now >= self._pacer_until:
                 self._pacer = None
-            else:
+            elif probe is None:
                 wait = max(wait, self._pacer.wait_time(now, cost))
         if self.cwnd is not None and outstanding >= self.cwnd:
             return math.inf  # learning: wait for an answer to come back
+        if self._search is not None and self._search.probe_sent is not None:
+            return math.inf  # a probe is out: its answer decides what may go next
         return wait
+
+    def _probe_wait(self, now: float) -> float | None:
+        """Seconds until the search's next probe may go, if one is due sooner than the
+        learned pace allows; ``None`` when no probe is on."""
+        search = self._search
+        if search is None or search.probe_sent is not None or search.settled:
+            return None
+        if self.learned is None or self.learned.wait_time(now, 1.0) <= 0:
+            return None
+        anchor = self._anchor(search.limit)
+        if anchor is None:
+            return None
+        return max(0.0, anchor[1] + search.target - now)
+
+    def _anchor(self, limit: int) -> tuple[float, float] | None:
+        """The ``limit``-th most recent request sent, ``(sent, received)``, once it and
+        every later one came back clean: what a probe's gap is measured from (the
+        server drops it from its window first). ``None`` while any is unanswered."""
+        if len(self._sends) < limit:
+            return None
+        target = self._sends[-limit]
+        for seen, (sent, received, ok) in enumerate(reversed(self._answered), start=1):
+            if not ok or sent < target:
+                return None
+            if sent == target:
+                return (sent, received) if seen == limit else None
+        return None
 
     def on_admit(self, now: float, cost: float) -> Ticket | None:
         for cap in self.caps.values():
             cap.budget -= cost
+        search = self._search
+        if search is not None and self._probe_wait(now) == 0.0:
+            # Admitted early: the probe. Its answer moves the search.
+            search.probe_anchor = self._anchor(search.limit) or (now, now)
+            search.probe_sent = now
+            self._sends.append(now)
+            return None
+        if self.learning:
+            self._sends.append(now)
         if self._pacer is not None:
             self._pacer.acquire(now, cost, pending=False)
         if self.learned is not None:
@@ -238,9 +342,20 @@ class ServerFeedback:
     # -- told by the throttle after each answer --------------------------------------
 
     def observe(
-        self, signal: RateLimitSignal, *, sent_at: float, others_in_flight: int
+        self,
+        signal: RateLimitSignal,
+        *,
+        sent_at: float,
+        others_in_flight: int,
+        local_room: float | None = None,
     ) -> float | None:
-        """Update from one answer. Returns an origin-wide pause deadline, if the server set one."""
+        """Update from one answer. Returns an origin-wide pause deadline, if the server set one.
+
+        ``local_room``: what the configured limiter could still admit at once; a
+        server that reports at least that much remaining agrees with it (see
+        ``_observe_quota``)."""
+        if signal.ignored_wait:
+            self.ignored_waits += 1
         if signal.cached:
             return None
         now = signal.received_at
@@ -250,10 +365,20 @@ class ServerFeedback:
         if clean:
             # Before learning, so a limiter rebuilt from this answer counts it too.
             self._clean_answer(sent_at, now)
+        probe = self._search is not None and self._search.probe_sent == sent_at
+        if probe and self._probe_answered(sent_at, now, clean, signal.status, others_in_flight):
+            return None  # a rejected probe: the answer to a question, not a pause
+        if self.learned is not None:
+            # What was learned is the local model too: a reading that agrees with it
+            # adds nothing (a 429 is the evidence that would correct it).
+            learned_room = self.learned.room(now)
+            local_room = learned_room if local_room is None else min(local_room, learned_room)
         for quota in signal.quotas:
-            self._observe_quota(quota, now, others_in_flight)
+            self._observe_quota(quota, now, others_in_flight, local_room, sent_at)
         if self.learning:
-            self._learn_from_quotas(signal, others_in_flight)
+            if clean:
+                self._longest_trip = max(self._longest_trip, now - sent_at)
+            self._learn_from_quotas(signal, others_in_flight, sent_at if clean else None)
         if not bucket_throttled or retry is None:
             if clean:
                 self._grow_window()
@@ -270,10 +395,15 @@ class ServerFeedback:
             delay = retry.delay
         else:
             delay = min(self.max_wait, _FALLBACK_PAUSE * 2 ** (self._throttles_in_row - 1))
+        if self._bounds:
+            # A rejection while measuring: counts may include attempts the server did not
+            # keep, or someone else's. The resets decide from now on.
+            self._unmeasurable.update(self._bounds)
+            self._bounds.clear()
         if self.learning and not retry.over_cap and signal.status == 429:
             # Only a 429 speaks of a rate; a 503 (overload, maintenance) pauses but
             # teaches nothing about the quota (learning from random 503s collapses it).
-            self._learn_from_throttle(now, delay, others_in_flight)
+            self._learn_from_throttle(now, delay, others_in_flight, sent_at)
         if self._pause(now, now + delay):
             self.new_pauses.append((delay, retry.source))
         return self._pause_deadline_if_origin(retry.scope)
@@ -284,9 +414,37 @@ class ServerFeedback:
         if not 200 <= status < 400:
             return False
         self._clean_answer(sent_at, received_at)
+        if self._search is not None and self._search.probe_sent == sent_at:
+            self._probe_answered(sent_at, received_at, True, status, 0)
+            return True
         if self.cwnd is None:
             return False
         self._grow_window()
+        return True
+
+    def _probe_answered(
+        self, sent_at: float, received_at: float, clean: bool, status: int, in_flight: int
+    ) -> bool:
+        """Move the search by its probe's answer; True for a rejected probe."""
+        search = self._search
+        assert search is not None  # noqa: S101 - called for the probe
+        search.probe_sent = None
+        anchor_sent, anchor_received = search.probe_anchor
+        if clean:
+            # Taken: the interval is no longer than the gap between the two sendings
+            # (with 1 % for unequal trips). The limiter dates each slot at its answer,
+            # which adds a round trip to every interval it keeps.
+            gap = (sent_at - anchor_sent) * _WINDOW_MARGIN
+            search.hi = max(search.lo, min(search.hi, gap))
+            self._learned_rates[_FROM_429] = Rate(search.limit, search.hi)
+            self._rebuild(received_at, in_flight)
+            return False
+        if status != 429:
+            return False
+        # Rejected: the window is longer than the gap, at least from the anchor's answer
+        # to the probe's sending.
+        search.lo = min(search.hi, max(search.lo, sent_at - anchor_received))
+        search.failures += 1
         return True
 
     def _clean_answer(self, sent_at: float, received_at: float) -> None:
@@ -297,11 +455,38 @@ class ServerFeedback:
     def _pause_deadline_if_origin(self, scope: str) -> float | None:
         return self.pause_until if scope == "origin" else None
 
-    def _observe_quota(self, quota: QuotaState, now: float, others_in_flight: int) -> None:
+    def _observe_quota(
+        self,
+        quota: QuotaState,
+        now: float,
+        others_in_flight: int,
+        local_room: float | None,
+        sent_at: float,
+    ) -> None:
         if quota.remaining is None or quota.reset_at is None or quota.reset_at <= now:
             return
         if quota.unit != "requests" and quota.remaining > 0:
             return  # cannot count tokens per request: only an exhausted quota binds
+        if local_room is not None and quota.unit == "requests" and quota.remaining >= local_room:
+            # The server has at least the room the configured limiter allows: its count
+            # agrees with ours (nobody else spends the quota), so its reset adds nothing
+            # the limiter does not know, and the limiter's clock is the finer one: a
+            # reset in whole seconds, padded, or read against a one-second ``Date``
+            # is only a bound. The server's word wins where it disagrees (fewer
+            # remaining than we expect, a 429, an explicit pause), not here.
+            self.agreed += 1
+            self._disagreed_at = None
+            return
+        # Fewer remaining than we expect. One such reading may be the window's edge: the
+        # server counted before slots that have expired here since (a burst's slots
+        # expire together), or read its count after later arrivals. A second one, from a
+        # request sent after the first came back, is the server's word: someone else
+        # is spending the quota.
+        first = self._disagreed_at is None or sent_at < self._disagreed_at
+        if local_room is not None and quota.unit == "requests" and first:
+            if self._disagreed_at is None:
+                self._disagreed_at = now
+            return
         budget = quota.remaining - others_in_flight
         key = f"{quota.dialect}:{quota.name}:{quota.partition or ''}"
         if quota.remaining <= 0:
@@ -348,7 +533,9 @@ class ServerFeedback:
             # providers ban clients after a few rejections.
             self.cwnd = min(_PROBE_MAX, self.cwnd + 1.0 / self.cwnd)
 
-    def _learn_from_quotas(self, signal: RateLimitSignal, in_flight: int) -> None:
+    def _learn_from_quotas(
+        self, signal: RateLimitSignal, in_flight: int, sent_at: float | None
+    ) -> None:
         """Every request quota with a limit and a window becomes a learned rate; all hold."""
         changed = False
         for quota in signal.quotas:
@@ -358,6 +545,12 @@ class ServerFeedback:
             window = quota.window or self._estimate_window(name, quota, signal.received_at)
             if window is None:
                 continue
+            if quota.window is None and sent_at is not None:
+                pacing = self._measuring(name)
+                measured = self._measure(name, quota, sent_at, signal.received_at)
+                if measured is not None:
+                    window = min(window, measured)
+                changed = changed or pacing != self._measuring(name)
             rate = Rate(int(quota.limit), window)
             if not _same_rate(self._learned_rates.get(name), rate):
                 self._learned_rates[name] = rate
@@ -390,7 +583,60 @@ class ServerFeedback:
         self._windows[name] = estimate
         return estimate
 
-    def _learn_from_throttle(self, now: float, delay: float, in_flight: int) -> None:
+    def _measure(
+        self, name: str, quota: QuotaState, sent_at: float, received_at: float
+    ) -> float | None:
+        """Bounds on a moving window from the server's count, without sending a request
+        more: a window-end reading of ``limit`` and ``remaining`` says the server counts
+        ``n = limit - remaining`` requests in its window, this one included. Sent in
+        order, the ``n``-th most recent of ours was inside it and the ``n+1``-th not, so
+        the window lies between the two gaps. A reset read in whole seconds, padded,
+        or against a one-second ``Date`` cannot say as much. Returns the upper bound
+        (with slack) while the bounds agree; counts that no moving window explains (a
+        fixed window's, or someone else's traffic) stop the measuring for good."""
+        settled = self._measured.get(name)
+        if settled is not None:
+            return settled  # bursts now: their counts are the noisiest, and add nothing
+        if (
+            name in self._unmeasurable
+            or quota.reset_kind != "window_end"
+            or quota.limit is None
+            or quota.remaining is None
+        ):
+            return None
+        sends = self._sends
+        k = bisect_right(sends, sent_at) - 1
+        n = int(quota.limit - quota.remaining)
+        if k < 0 or sends[k] != sent_at or n < 1:
+            return None
+        bounds = self._bounds.setdefault(name, [0.0, math.inf, 0.0])
+        low = sent_at - sends[k - n + 1] - self._longest_trip if n >= 2 and k >= n - 1 else 0.0
+        high = received_at - sends[k - n] if k >= n else math.inf
+        if low > bounds[1] * _MEASURE_MARGIN or high * _MEASURE_MARGIN < bounds[0]:
+            # A count no moving window explains: a server that reads its count late,
+            # answers out of order, a fixed window, someone else's traffic. A few such
+            # and the resets decide alone.
+            bounds[2] += 1
+            if bounds[2] >= _DISAGREEMENTS:
+                self._unmeasurable.add(name)
+                del self._bounds[name]
+            return None
+        bounds[0], bounds[1] = max(bounds[0], low), min(bounds[1], high)
+        if not math.isfinite(bounds[1]):
+            return None
+        window = bounds[1] * _MEASURE_MARGIN
+        if bounds[1] <= bounds[0] * _MEASURED:
+            self._measured[name] = window
+            del self._bounds[name]
+        return window
+
+    def _measuring(self, name: str) -> bool:
+        """Still narrowing the window of ``name``: requests are paced meanwhile."""
+        return name in self._bounds
+
+    def _learn_from_throttle(
+        self, now: float, delay: float, in_flight: int, sent_at: float
+    ) -> None:
         successes = [sent for sent, _, ok in self._answered if ok and sent >= self._run_start]
         if not successes:
             return
@@ -400,6 +646,17 @@ class ServerFeedback:
         if previous is not None:
             window = max(window, previous.period)
             limit = min(limit, max(1, math.floor(previous.limit * _DECREASE)))
+            if self._search is not None:
+                self._search.failures = _PROBE_FAILURES  # rejected at its pace: settle
+        elif limit == 1:
+            # One request, then rejections: a spacing (no burst at all). Its interval is
+            # no longer than this (the pause included), and longer than the gap the
+            # rejection was sent in: search between the two. (Where a burst was taken
+            # first, a success after a pause proves little of the window: a token
+            # bucket refills while idle. The window found from 429s stands there.)
+            anchor = self._anchor(limit)
+            gap = sent_at - anchor[1] if anchor is not None else 0.0
+            self._search = _Search(limit, max(gap, 0.001), window)
         self._learned_rates[_FROM_429] = Rate(limit, window)
         self._rebuild(now, in_flight)
 
@@ -414,12 +671,31 @@ class ServerFeedback:
         counting the ``in_flight`` requests not answered yet."""
         rates = list(self._learned_rates.values())
         self.learned_rate = min(rates, key=lambda r: r.per_second)
-        limiter = build_limiter([SlidingWindow(rate) for rate in rates])
+        specs: list[SlidingWindow | TokenBucket] = [SlidingWindow(rate) for rate in rates]
+        # While a window is being measured, its requests are spread evenly over it (the
+        # same rate, no burst): each answer's count then narrows the window.
+        specs += [
+            TokenBucket(rate, burst=1)
+            for name, rate in self._learned_rates.items()
+            if self._measuring(name)
+        ]
+        limiter = build_limiter(specs)
         assert limiter is not None  # noqa: S101 - at least one rate
         longest = max(rate.period for rate in rates)
         horizon = max((at for _, at, _ in self._answered), default=0.0) - longest
-        for _, at, _ in self._answered:
-            if at > horizon and limiter.wait_time(at, 1.0) == 0:
+        recent = sorted(at for _, at, _ in self._answered if at > horizon)
+        # Replay the newest answers first (in reversed time: the limits are symmetric in
+        # time), so when more answered than the new limits fit, the oldest are the ones
+        # left out: the newest, a probe's just now among them, bind what goes next.
+        reverse = build_limiter(specs)
+        assert reverse is not None  # noqa: S101 - same specs
+        kept = []
+        for at in reversed(recent):
+            if reverse.wait_time(-at, 1.0) == 0:
+                reverse.acquire(-at, 1.0, pending=False)
+                kept.append(at)
+        for at in reversed(kept):
+            if limiter.wait_time(at, 1.0) == 0:
                 limiter.acquire(at, 1.0, pending=False)
         if self.learned is None:
             self.learned = _LearnedLimit(limiter)

@@ -92,6 +92,8 @@ class RequestCompleted:
         duration: seconds from sending to the response headers (or the failure).
         error: the exception's class name when no response came.
         throttled: the server said this response is a rate-limit rejection.
+        ignored_wait: a success carried ``Retry-After`` (or its kin), which is no
+            directive there (it is one on 429, 503 and 3xx): ignored.
     """
 
     method: str
@@ -103,6 +105,7 @@ class RequestCompleted:
     duration: float
     error: str | None
     throttled: bool
+    ignored_wait: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +334,16 @@ class _LoggingHooks(Hooks):
                     "throttled": event.throttled,
                 },
             )
+            if event.ignored_wait:
+                logger.debug(
+                    "%s %s -> %s carried Retry-After: ignored, a success is no rejection "
+                    "(bucket %s)",
+                    event.method,
+                    event.path,
+                    event.status,
+                    event.bucket,
+                    extra={"event": "ignored_wait", "bucket": event.bucket},
+                )
 
     def on_throttled(self, event: Throttled) -> None:
         if logger.isEnabledFor(logging.DEBUG):

@@ -139,6 +139,13 @@ class _Instruments(Collector):
             ["bucket", "reason"],
             registry=registry,
         )
+        self.ignored_waits = Counter(
+            f"{ns}_ignored_retry_after",
+            "Successes that carried Retry-After (or its kin), ignored: a wait is a "
+            "directive on 429, 503 and 3xx only.",
+            ["bucket"],
+            registry=registry,
+        )
         self.budget_exhausted = Counter(
             f"{ns}_retry_budget_exhausted",
             "Retries refused because the retry budget was spent.",
@@ -340,6 +347,8 @@ class PrometheusMetrics(Hooks):
         m.duration.labels(method, bucket, route).observe(event.duration)
         if event.throttled:
             m.throttled_responses.labels(bucket, str(event.status)).inc()
+        if event.ignored_wait:
+            m.ignored_waits.labels(bucket).inc()
 
     def on_throttled(self, event: Throttled) -> None:
         m = self._m

@@ -158,6 +158,9 @@ class RateLimitSignal:
         throttled: the response is a rate-limit rejection.
         dialects: the dialects that recognised something.
         cached: served from a cache (``Age > 0``); its quota fields were ignored.
+        ignored_wait: a success that carried a wait (``Retry-After`` and its
+            kin), ignored: a wait is a directive on 429, 503 and 3xx (RFC 9110,
+            RFC 6585), and some servers stamp one on every answer.
     """
 
     status: int
@@ -167,6 +170,7 @@ class RateLimitSignal:
     throttled: bool
     dialects: tuple[str, ...]
     cached: bool
+    ignored_wait: bool = False
 
     @property
     def exhausted(self) -> tuple[QuotaState, ...]:
@@ -438,6 +442,9 @@ class SignalContext:
 
     def _finish(self, *, cached: bool) -> RateLimitSignal:
         out = self._out
+        ignored_wait = self.status < 300 and bool(out.delays)
+        if ignored_wait:
+            out.delays.clear()  # a success is no rejection: nothing to wait for
         quotas = () if cached else tuple(out.quotas)
         if any(q.limit == 0 for q in quotas) and out.throttled:
             out.terminal = True  # no quota at all on this key: surface it, do not spin
@@ -450,6 +457,7 @@ class SignalContext:
             throttled=out.throttled,
             dialects=tuple(out.dialects),
             cached=cached,
+            ignored_wait=ignored_wait,
         )
 
     def _wants_directive(self) -> bool:

@@ -265,6 +265,10 @@ class BucketStatistics:
         admitted: requests admitted through this bucket since it was created.
         paused_for: seconds the server's last pause still holds the bucket (0 if none).
         learned_rate: the rate learned from the server when none was configured.
+        ignored_waits: successes whose ``Retry-After`` was ignored (no directive on
+            a success).
+        agreed_readings: quota readings (``remaining``, reset) that agreed with the
+            configured limiter, which then decided alone (no cap from the server).
     """
 
     key: str
@@ -273,6 +277,8 @@ class BucketStatistics:
     admitted: int
     paused_for: float = 0.0
     learned_rate: Rate | None = None
+    ignored_waits: int = 0
+    agreed_readings: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -644,7 +650,13 @@ class ThrottleCore:
         self, bucket: _Bucket, signal: RateLimitSignal, sent_at: float, origin: str | None
     ) -> list[tuple[float, str]]:
         feedback = bucket.feedback
-        until = feedback.observe(signal, sent_at=sent_at, others_in_flight=bucket.outstanding)
+        limiter = bucket.limiter
+        # The configured limiter's view, where it alone decides admissions (a shared
+        # backend's state is not local: its caps stay).
+        room = limiter.room(self._now()) if limiter is not None and not bucket.remote else None
+        until = feedback.observe(
+            signal, sent_at=sent_at, others_in_flight=bucket.outstanding, local_room=room
+        )
         if until is not None and origin is not None:
             self._origin_pauses[origin] = max(self._origin_pauses.get(origin, until), until)
         self._kick(bucket)
@@ -727,6 +739,8 @@ class ThrottleCore:
                 admitted=bucket.admitted,
                 paused_for=max(0.0, bucket.feedback.pause_until - now),
                 learned_rate=bucket.feedback.learned_rate,
+                ignored_waits=bucket.feedback.ignored_waits,
+                agreed_readings=bucket.feedback.agreed,
             )
             for key, bucket in self._buckets.items()
         }

@@ -381,6 +381,7 @@ class _Try(_Named):
                 self.received_at - self.sent,
                 None,
                 throttled=signal.throttled,
+                ignored_wait=signal.ignored_wait,
             )
             for quota in signal.quotas:
                 reset_in = None if quota.reset_at is None else quota.reset_at - self.received_at
@@ -400,7 +401,13 @@ class _Try(_Named):
         return signal
 
     def _completed(
-        self, status: int | None, duration: float, error: str | None, *, throttled: bool
+        self,
+        status: int | None,
+        duration: float,
+        error: str | None,
+        *,
+        throttled: bool,
+        ignored_wait: bool = False,
     ) -> None:
         request = self.request
         self.core._hooks.emit(
@@ -415,6 +422,7 @@ class _Try(_Named):
                 duration,
                 error,
                 throttled,
+                ignored_wait,
             ),
         )
 

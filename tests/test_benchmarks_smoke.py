@@ -74,9 +74,20 @@ def test_the_whole_suite_runs_quick(tmp_path: Path) -> None:
     assert overhead["small_pool"]["ratio"] > 0
     assert overhead["in_process"]["plain_us"] > 0
 
+    # Real limiters: the smoke run keeps to nginx without burst and three peers.
+    real = {run["peer"]: run for run in results["real_limiters"]["runs"]}
+    assert set(real) == {
+        "ratelimited_client (told)",
+        "ratelimited_client (not told)",
+        "aiolimiter",
+    }
+    assert real["ratelimited_client (told)"]["received_429"] == 0
+    assert real["ratelimited_client (not told)"]["outcomes"] == {"200": 40}
+
     for name in ("penalty-timeline.png", "lateness.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG
     assert "### Targets" in done.stdout
+    assert "### Real limiters (nginx, slowapi)" in done.stdout
 
 
 def _results(**changes: Any) -> dict[str, Any]:

@@ -56,6 +56,11 @@ class Limiter(Protocol):
         """Units counted against the quota at ``now`` (pending ones included)."""
         ...
 
+    def room(self, now: float) -> float:
+        """Units that could be admitted at ``now`` at once (the local model's view of
+        what the server should still have left)."""
+        ...
+
     def is_idle(self, now: float) -> bool:
         """True when the state holds nothing that could delay a future acquisition."""
         ...

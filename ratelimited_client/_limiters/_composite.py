@@ -55,6 +55,9 @@ class CompositeLimiter:
         # The busiest child, as a fraction would mislead across different limits.
         return max(child.used(now) for child in self.children)
 
+    def room(self, now: float) -> float:
+        return min(child.room(now) for child in self.children)
+
     def is_idle(self, now: float) -> bool:
         return all(child.is_idle(now) for child in self.children)
 

@@ -154,6 +154,9 @@ class SlidingWindowLimiter:
         self._prune(now)
         return self._used + self._pending
 
+    def room(self, now: float) -> float:
+        return max(0.0, self.limit - self.used(now))
+
     def is_idle(self, now: float) -> bool:
         self._prune(now)
         return self._head == len(self._at) and self._pending <= 0

@@ -120,6 +120,9 @@ class GCRALimiter:
         backlog = max(0.0, self.tat - now) / self.interval
         return backlog + self.pending
 
+    def room(self, now: float) -> float:
+        return max(0.0, self.burst - self.used(now))
+
     def is_idle(self, now: float) -> bool:
         now = self._now(now)
         return self.tat <= now and self.pending <= 0

@@ -7,6 +7,10 @@
   and reports what it saw at ``GET /__stats``.
 * :class:`MockAPIServer`: runs a ``MockAPI`` under uvicorn on 127.0.0.1 and a
   free port, in a background thread (needs the ``testing`` extra).
+* :class:`NginxLimiter` and :class:`SlowapiLimiter`: real limiters, off the
+  shelf (nginx ``limit_req``; slowapi on FastAPI), on 127.0.0.1 and a free
+  port, each reporting what it admitted as a :class:`LimiterRecord` (needs the
+  ``nginx`` binary; the ``limiters`` extra).
 * A pytest plugin (installed with the package) with the fixtures
   ``fake_clock`` and ``mock_api_server``.
 
@@ -23,9 +27,21 @@ if TYPE_CHECKING:
     from ._mock_api import MockAPI as MockAPI
     from ._mock_api import MockAPIConfig as MockAPIConfig
     from ._mock_api import MockAPIStats as MockAPIStats
+    from ._real_limiters import LimiterRecord as LimiterRecord
+    from ._real_limiters import NginxLimiter as NginxLimiter
+    from ._real_limiters import SlowapiLimiter as SlowapiLimiter
     from ._server import MockAPIServer as MockAPIServer
 
-__all__ = ["FakeClock", "MockAPI", "MockAPIConfig", "MockAPIServer", "MockAPIStats"]
+__all__ = [
+    "FakeClock",
+    "LimiterRecord",
+    "MockAPI",
+    "MockAPIConfig",
+    "MockAPIServer",
+    "MockAPIStats",
+    "NginxLimiter",
+    "SlowapiLimiter",
+]
 
 # Loaded on first use, so importing FakeClock (or loading the pytest plugin)
 # never needs the server's dependencies.
@@ -34,6 +50,9 @@ _LAZY = {
     "MockAPIConfig": "._mock_api",
     "MockAPIStats": "._mock_api",
     "MockAPIServer": "._server",
+    "LimiterRecord": "._real_limiters",
+    "NginxLimiter": "._real_limiters",
+    "SlowapiLimiter": "._real_limiters",
 }
 
 

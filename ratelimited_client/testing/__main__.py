@@ -92,8 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stats:    {server.url}/__stats   reset: POST {server.url}/__reset")
         print(f"openapi:  {server.url}/openapi.json")
         print("Ctrl-C to stop", flush=True)
+        stop = threading.Event()
         try:
-            threading.Event().wait()
+            # A timed wait, woken twice a second: the interpreter runs Python signal
+            # handlers only in the main thread, and a main thread blocked in an
+            # untimed lock wait may never see a SIGINT that the OS handed to the
+            # server's thread (seen under load: Ctrl-C ignored for good).
+            while not stop.wait(0.5):
+                pass
         except KeyboardInterrupt:
             pass
     print(json.dumps(server.stats().as_dict(), indent=2))

@@ -6,12 +6,13 @@ import ipaddress
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._mock_api import MockAPI, MockAPIConfig, MockAPIStats
 
 if TYPE_CHECKING:
     from types import TracebackType
+    from typing import Self
 
 __all__ = ["MockAPIServer"]
 
@@ -32,7 +33,127 @@ def _check_loopback(host: str) -> None:
         )
 
 
-class MockAPIServer:
+class ThreadedServer:
+    """Private base. Serves an ASGI app under uvicorn on a loopback address, in a
+    daemon thread; the mock API and the real limiters (``_real_limiters``) share it."""
+
+    _kind = "server"
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        date_header: bool = True,
+        log_level: str = "critical",
+    ) -> None:
+        _check_loopback(host)
+        self._asgi = app
+        self.host = host
+        self._requested_port = port
+        self._date_header = date_header
+        self._log_level = log_level
+        self._port: int | None = None
+        self._thread: threading.Thread | None = None
+        self._server: object | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (known once started)."""
+        if self._port is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:54321``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> None:
+        """Bind, start serving in a background thread, and wait until it accepts."""
+        import uvicorn
+
+        if self._thread is not None:
+            raise RuntimeError(f"{type(self).__name__} is already started")
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this: without it a kept-alive connection's
+        # answer (headers, then body, in two writes) waits ~40 ms for a delayed ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.bind((self.host, self._requested_port))
+            sock.listen(2048)
+        except BaseException:
+            sock.close()
+            raise
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._asgi,
+            log_level=self._log_level,
+            lifespan="on",
+            access_log=False,
+            timeout_keep_alive=30,
+            date_header=self._date_header,
+            server_header=False,
+            backlog=2048,
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+
+        def serve() -> None:
+            try:
+                server.run(sockets=[sock])
+            except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+                self._error = exc
+            finally:
+                sock.close()
+
+        self._thread = threading.Thread(
+            target=serve, name=f"{type(self).__name__}:{self._port}", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not server.started:
+            if self._error is not None or not self._thread.is_alive():
+                self._thread.join(1.0)
+                self._thread = None
+                raise RuntimeError(f"{self._kind} failed to start: {self._error!r}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self._kind} did not start within {_START_TIMEOUT} s")
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread to end (bounded)."""
+        thread, server = self._thread, self._server
+        if thread is None or server is None:
+            return
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(_STOP_TIMEOUT)
+        if thread.is_alive():  # pragma: no cover - uvicorn ignored should_exit
+            server.force_exit = True  # type: ignore[attr-defined]
+            thread.join(_STOP_TIMEOUT)
+        self._thread = None
+        self._server = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class MockAPIServer(ThreadedServer):
     """Runs a :class:`MockAPI` under uvicorn on a loopback address, in a daemon thread.
 
     Usage::
@@ -51,6 +172,8 @@ class MockAPIServer:
     .. versionadded:: 0.1
     """
 
+    _kind = "mock API server"
+
     def __init__(
         self,
         app: MockAPI | MockAPIConfig | None = None,
@@ -58,27 +181,10 @@ class MockAPIServer:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        _check_loopback(host)
         self.app = app if isinstance(app, MockAPI) else MockAPI(app)
-        self.host = host
-        self._requested_port = port
-        self._port: int | None = None
-        self._thread: threading.Thread | None = None
-        self._server: object | None = None
-        self._error: BaseException | None = None
-
-    @property
-    def port(self) -> int:
-        """The port the server listens on (known once started)."""
-        if self._port is None:
-            raise RuntimeError("MockAPIServer is not started")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:54321``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        # The app sends its own Date (it may be skewed on purpose); injected dropped
+        # connections would log tracebacks, hence the quiet log level.
+        super().__init__(self.app, host=host, port=port, date_header=False)
 
     def stats(self) -> MockAPIStats:
         """What the server has seen (see :class:`MockAPIStats`)."""
@@ -91,86 +197,6 @@ class MockAPIServer:
     def reset(self) -> None:
         """Forget counters and limiter state."""
         self.app.reset()
-
-    def start(self) -> None:
-        """Bind, start serving in a background thread, and wait until it accepts."""
-        import uvicorn
-
-        if self._thread is not None:
-            raise RuntimeError("MockAPIServer is already started")
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted connections inherit this: without it a kept-alive connection's
-        # answer (headers, then body, in two writes) waits ~40 ms for a delayed ACK.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            sock.bind((self.host, self._requested_port))
-            sock.listen(2048)
-        except BaseException:
-            sock.close()
-            raise
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            log_level="critical",  # injected dropped connections would log tracebacks
-            lifespan="on",
-            access_log=False,
-            timeout_keep_alive=30,
-            date_header=False,  # the app sends its own Date (it may be skewed on purpose)
-            server_header=False,
-            backlog=2048,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-
-        def serve() -> None:
-            try:
-                server.run(sockets=[sock])
-            except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
-                self._error = exc
-            finally:
-                sock.close()
-
-        self._thread = threading.Thread(
-            target=serve, name=f"MockAPIServer:{self._port}", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + _START_TIMEOUT
-        while not server.started:
-            if self._error is not None or not self._thread.is_alive():
-                self._thread.join(1.0)
-                self._thread = None
-                raise RuntimeError(f"mock API server failed to start: {self._error!r}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"mock API server did not start within {_START_TIMEOUT} s")
-            time.sleep(0.005)
-
-    def stop(self) -> None:
-        """Stop serving and wait for the thread to end (bounded)."""
-        thread, server = self._thread, self._server
-        if thread is None or server is None:
-            return
-        server.should_exit = True  # type: ignore[attr-defined]
-        thread.join(_STOP_TIMEOUT)
-        if thread.is_alive():  # pragma: no cover - uvicorn ignored should_exit
-            server.force_exit = True  # type: ignore[attr-defined]
-            thread.join(_STOP_TIMEOUT)
-        self._thread = None
-        self._server = None
-
-    def __enter__(self) -> MockAPIServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         where = self.url if self._port is not None else "not started"

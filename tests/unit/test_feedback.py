@@ -1,19 +1,23 @@
-"""The server's word on virtual time: pauses, jittered paced release, caps, learning."""
+"""The server's word on virtual time: pauses, jittered paced release, caps, learning, and
+evidence read with its precision (a wait on a success is no directive; a count that
+agrees with the limiter adds nothing; one that disagrees is the server's word)."""
 
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Callable
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
 import pytest
 
-from ratelimited_client import Rate, RateLimitedClient, RetryAfterTooLongError
+from ratelimited_client import PrometheusMetrics, Rate, RateLimitedClient, RetryAfterTooLongError
 from ratelimited_client._feedback import ServerFeedback
-from ratelimited_client._signals import QuotaState, RateLimitSignal
+from ratelimited_client._signals import QuotaState, RateLimitSignal, parse_signal
 
 if TYPE_CHECKING:
     from ratelimited_client._limiters import Ticket
@@ -150,7 +154,9 @@ async def test_learns_the_limit_from_headers_on_first_contact(fake_clock: FakeCl
     window: list[float] = []
 
     def reply(n: int, now: float) -> httpx.Response:
-        window[:] = [t for t in window if now - t < 1.0]
+        # In virtual time a slot freed at t + 1.0 and the server's now - t differ by
+        # one float ulp at most; a real server's clock is never that exact.
+        window[:] = [t for t in window if now - t < 1.0 - 1e-9]
         if len(window) >= 5:
             return httpx.Response(429, headers={"Retry-After": "1"})
         window.append(now)
@@ -334,3 +340,101 @@ def test_a_rebuilt_learned_limiter_counts_the_requests_in_flight() -> None:
         feedback.learned.settle(ticket, 0.25)
     assert feedback.learned.used(0.25) == 20
     assert feedback.learned.live == set()
+
+
+# -- evidence, read with its precision ----------------------------------------------
+
+WALL = 1_790_000_000.0  # the server's epoch at virtual t = 0
+BUCKET = "http://api.test:80"
+
+
+def slowapi_like(limit: int, window: float, *, others: int = 0) -> Reply:
+    """A moving window of ``limit`` per ``window`` s answering as slowapi does: the
+    reset one second late, ``Retry-After`` on every answer, a ``Date`` in whole
+    seconds. ``others`` requests of somebody else's are already in the window at 0."""
+    admitted: list[float] = [0.0] * others
+
+    def reply(n: int, now: float) -> httpx.Response:
+        admitted[:] = [t for t in admitted if now - t < window]
+        status = 429 if len(admitted) >= limit else 200
+        if status == 200:
+            admitted.append(now)
+        oldest = admitted[0] if admitted else now
+        return httpx.Response(
+            status,
+            headers={
+                "X-RateLimit-Limit": str(limit),
+                "X-RateLimit-Remaining": str(limit - len(admitted)),
+                "X-RateLimit-Reset": repr(WALL + oldest + window + 1.0),
+                "Retry-After": str(math.ceil(oldest + window + 1.0 - now)),
+                "Date": formatdate(math.floor(WALL + now), usegmt=True),
+            },
+        )
+
+    return reply
+
+
+def test_a_wait_on_a_success_is_no_directive() -> None:
+    """Retry-After (and its kin) on a 2xx is ignored and flagged; on 429, 503 it holds."""
+    for headers in ({"Retry-After": "1"}, {"retry-after-ms": "800"}, {"Retry-After": "30"}):
+        ok = parse_signal(200, headers, received_at=0.0, wall_now=WALL)
+        assert ok.retry is None
+        assert ok.ignored_wait
+    for status in (429, 503):
+        rejected = parse_signal(status, {"Retry-After": "1"}, received_at=0.0, wall_now=WALL)
+        assert rejected.retry is not None
+        assert rejected.retry.delay == 1.0
+        assert not rejected.ignored_wait
+
+
+async def test_retry_after_on_every_success_never_pauses_the_bucket(
+    fake_clock: FakeClock,
+) -> None:
+    """A server that stamps Retry-After: 5 on every 200: 30 requests all leave at t=0,
+    each ignored answer counted (statistics and the Prometheus counter)."""
+
+    def reply(n: int, now: float) -> httpx.Response:
+        return httpx.Response(200, headers={"Retry-After": "5"})
+
+    upstream = Upstream(fake_clock, reply)
+    metrics = PrometheusMetrics()
+    async with make_client(fake_clock, upstream, rate=Rate(100, 1.0), metrics=metrics) as client:
+        statuses = await fire(client, fake_clock, 30)
+        stats = client.statistics().buckets[BUCKET]
+    assert statuses == [200] * 30
+    assert upstream.sent == [0.0] * 30
+    assert stats.ignored_waits == 30
+    assert stats.paused_for == 0.0
+    counted = metrics.registry.get_sample_value(
+        "ratelimited_client_ignored_retry_after_total", {"bucket": BUCKET}
+    )
+    assert counted == 30
+
+
+async def test_a_late_reset_that_agrees_with_the_limiter_costs_nothing(
+    fake_clock: FakeClock,
+) -> None:
+    """Told 5/s against a slowapi-like moving window of 5/s (reset padded by 1 s, read
+    against a whole-second Date): the server's counts agree with the limiter, so the
+    limiter's clock decides: bursts at 0, 1, 2 s, not every 2-3 s; no 429."""
+    upstream = Upstream(fake_clock, slowapi_like(5, 1.0))
+    async with make_client(fake_clock, upstream, rate=Rate(5, 1.0)) as client:
+        statuses = await fire(client, fake_clock, 15)
+        stats = client.statistics().buckets[BUCKET]
+    assert statuses == [200] * 15
+    assert upstream.sent == [0.0] * 5 + [1.0] * 5 + [2.0] * 5
+    assert stats.agreed_readings == 15
+
+
+async def test_fewer_remaining_than_the_limiter_expects_is_the_servers_word(
+    fake_clock: FakeClock,
+) -> None:
+    """Somebody else spent 2 of the 5: the first answer says 2 remaining where the
+    limiter expects 4. The server wins: 3 go at 0, the rest wait for its reset."""
+    upstream = Upstream(fake_clock, slowapi_like(5, 1.0, others=2))
+    async with make_client(fake_clock, upstream, rate=Rate(5, 1.0)) as client:
+        statuses = await fire(client, fake_clock, 6)
+    assert statuses == [200] * 6
+    assert upstream.sent[:3] == [0.0] * 3
+    # Nothing more before the server's (padded) reset: 0 + 1 s window + 1 s pad.
+    assert min(upstream.sent[3:]) >= 2.0

@@ -1,0 +1,155 @@
+"""Against rate limiters nobody on this project wrote: nginx ``limit_req`` and slowapi.
+
+Each runs as its users deploy it, on 127.0.0.1 and a free port (nginx from
+Debian, installed by ``dev.py`` where missing; slowapi on FastAPI from the
+package index), and what it admitted is read from its own records. Their
+quirks are left alone: nginx answers a bare 429 and takes no burst unless
+told; slowapi pads its reset by a second, stamps ``Retry-After`` on every
+answer, and is served by uvicorn with a cached, whole-second ``Date``.
+
+The quota's bounds are exact here (no 429 where the client is told the rate or
+the server reports its quota, at most a few while learning from bare 429s,
+never more than the limit in a window). Elapsed time keeps only a loose
+ceiling; how close each run comes to the least time, with 300 requests at
+concurrency 100 and the peers beside it, is ``benchmarks/bench_real_limiters.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING
+
+import anyio
+import pytest
+
+from ratelimited_client import Rate, RateLimitedClient, TokenBucket
+from ratelimited_client.testing import NginxLimiter, SlowapiLimiter
+from ratelimited_client.testing._real_limiters import nginx_binary
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ratelimited_client import RateTypes, ThrottleStatistics
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        nginx_binary() is None,
+        reason="nginx is not installed (python3 dev.py test installs Debian's nginx)",
+    ),
+]
+
+# A sanity ceiling on wall time (the tight figures are the benchmark's).
+SLOWEST = 1.5
+BUCKET_KEY_PREFIX = "http://127.0.0.1:"
+
+
+async def drive(
+    url: str, total: int, concurrency: int, rate: RateTypes | None
+) -> tuple[list[int], float, ThrottleStatistics]:
+    """``total`` GETs from ``concurrency`` workers, retries on (as users run it)."""
+    statuses: list[int] = []
+    todo = iter(range(total))
+    async with RateLimitedClient(base_url=url, rate=rate, timeout=30.0) as client:
+
+        async def worker() -> None:
+            for i in todo:
+                statuses.append((await client.get(f"/items/{i}")).status_code)
+
+        started = time.monotonic()
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as tg:
+                for _ in range(concurrency):
+                    tg.start_soon(worker)
+        elapsed = time.monotonic() - started
+        stats = client.statistics()
+    return statuses, elapsed, stats
+
+
+def window_least(total: int, limit: int, window: float) -> float:
+    return (math.ceil(total / limit) - 1) * window
+
+
+@pytest.fixture
+def slowapi_20_per_second() -> Iterator[SlowapiLimiter]:
+    with SlowapiLimiter("20/second", strategy="moving-window") as api:
+        yield api
+
+
+@pytest.fixture(params=[0, 20], ids=["no-burst", "burst-20"])
+def nginx_20_per_second(request: pytest.FixtureRequest) -> Iterator[NginxLimiter]:
+    with NginxLimiter(20, burst=request.param) as nginx:
+        yield nginx
+
+
+async def test_told_the_rate_slowapi_never_rejects_and_its_retry_after_never_pauses(
+    slowapi_20_per_second: SlowapiLimiter,
+) -> None:
+    """rate=20/s against slowapi's moving window: 0 × 429, never over 20 in a second.
+    Every 200 carries ``Retry-After: 1`` and a reset a second late: neither pauses
+    the bucket (the counts agree with the limiter, whose clock is the finer one)."""
+    api = slowapi_20_per_second
+    statuses, elapsed, stats = await drive(api.url, 100, 50, Rate(20, 1.0))
+    record = api.record()
+    assert statuses == [200] * 100
+    assert record.rejected == 0
+    assert record.max_admitted_in(1.0) <= 20
+    (bucket,) = stats.buckets.values()
+    assert bucket.ignored_waits == 100
+    assert bucket.agreed_readings >= 90  # all but readings taken as slots freed
+    least = window_least(100, 20, 1.0)
+    assert least * 0.95 <= elapsed <= least * SLOWEST
+
+
+async def test_not_told_the_window_is_measured_from_slowapis_counts(
+    slowapi_20_per_second: SlowapiLimiter,
+) -> None:
+    """No rate: the limit comes from the headers and the window from the server's
+    counts (its padded reset says up to 3 s): 0 × 429, learned within 10 % of 20/s."""
+    api = slowapi_20_per_second
+    statuses, elapsed, stats = await drive(api.url, 200, 100, None)
+    record = api.record()
+    assert statuses == [200] * 200
+    assert record.rejected == 0
+    assert record.max_admitted_in(1.0) <= 20
+    (bucket,) = stats.buckets.values()
+    learned = bucket.learned_rate
+    assert learned is not None
+    assert 20 * 0.9 <= learned.per_second <= 20, learned
+    assert elapsed <= window_least(200, 20, 1.0) * SLOWEST
+
+
+async def test_told_the_spaced_rate_nginx_never_rejects(
+    nginx_20_per_second: NginxLimiter,
+) -> None:
+    """nginx ``rate=20r/s``: told the form that matches its configuration (one per
+    50 ms without burst; 20/s with ``burst=20 nodelay``): 0 × 429."""
+    nginx = nginx_20_per_second
+    rate: RateTypes = TokenBucket(Rate(20, 1.0), burst=1) if nginx.burst == 0 else Rate(20, 1.0)
+    statuses, elapsed, _ = await drive(nginx.url, 100, 50, rate)
+    record = nginx.record()
+    assert statuses == [200] * 100
+    assert record.rejected == 0
+    least = (100 - 1 - nginx.burst) / 20
+    assert least * 0.95 <= elapsed <= least * SLOWEST + 1.0
+
+
+async def test_not_told_nginx_is_learned_from_bare_429s(
+    nginx_20_per_second: NginxLimiter,
+) -> None:
+    """No rate, no header at all: a few 429s to learn from, then none. Without burst
+    the interval is searched both ways (up while the answers stay clean) and found
+    within 10 % of 50 ms; with a burst, the burst and its refill are learned."""
+    nginx = nginx_20_per_second
+    statuses, elapsed, stats = await drive(nginx.url, 200, 100, None)
+    record = nginx.record()
+    assert statuses == [200] * 200
+    assert record.rejected <= 5, record.rejected
+    (bucket,) = stats.buckets.values()
+    learned = bucket.learned_rate
+    assert learned is not None
+    assert 20 * 0.9 <= learned.per_second <= 20 * 1.1, learned
+    least = (200 - 1 - nginx.burst) / 20
+    assert elapsed <= least * SLOWEST + 1.0  # + the one pause of the first rejection
