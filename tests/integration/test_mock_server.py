@@ -116,7 +116,7 @@ def test_command_line_serves_and_reports() -> None:
             assert url.startswith("http://127.0.0.1:")
             assert httpx.get(f"{url}/a", timeout=10).status_code == 200
             process.send_signal(signal.SIGINT)
-            out, _ = process.communicate(timeout=60)  # a loaded machine starts slowly
+            out, err = process.communicate(timeout=60)  # a loaded machine starts slowly
         finally:
             process.kill()
-    assert '"received": 1' in out
+    assert '"received": 1' in out, err[-3000:]
