@@ -66,8 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _stop_on_signals() -> None:
     """Ctrl-C (SIGINT) and SIGTERM stop the server gracefully, whatever the parent
-    process left behind: a child inherits an ignored or a blocked signal across exec
-    (a test runner's or a supervisor's), and would then never stop on Ctrl-C."""
+    process left behind. A child inherits an ignored or a blocked signal across exec:
+    a command started in the background by a non-interactive shell has SIGINT ignored
+    (POSIX), and so does everything it starts; this mock server, started by a test
+    run launched that way, then never stopped on SIGINT. A development server should
+    stop when asked."""
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
