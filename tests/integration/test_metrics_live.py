@@ -72,6 +72,7 @@ async def test_throttle_waits_are_counted_in_the_histogram(
     # The last two wait about 2 s; only the quota's side of that is exact (no earlier,
     # the sum below), how much later a busy machine makes them is not this test's.
     assert value(metrics, "throttle_wait_seconds_bucket", bucket=bucket, le="2.5") >= 10
+    # A floor the quota sets (nobody waits less than its window); no ceiling on time.
     assert value(metrics, "throttle_wait_seconds_sum", bucket=bucket) >= 5 * 1.0 + 2 * 2.0
     assert value(metrics, "throttled_responses_total", bucket=bucket, status="429") == 0
     # The last answer's quota, as the upstream reported it.
@@ -103,6 +104,8 @@ async def test_429s_pause_and_retries_are_counted(
     assert value(metrics, "retries_total", bucket=bucket, reason="status 429") == 2
     # Both 429s answer the same burst: one pause, one WARNING.
     assert value(metrics, "server_pauses_total", bucket=bucket, source="retry-after") == 1
+    # The pause the server stated (Retry-After: 1), summed as stated: a number from
+    # the headers, not a wall time, so a busy machine cannot change it.
     assert 1.0 <= value(metrics, "server_pause_seconds_total", bucket=bucket) <= 1.0 + 1e-9
     assert value(metrics, "throttle_wait_seconds_count", bucket=bucket) == 6
     assert value(metrics, "gave_up_total", bucket=bucket, reason="attempts exhausted") == 0
