@@ -33,8 +33,6 @@ import functools
 import json
 import logging
 import math
-import time
-from collections import Counter
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import report
 from _upstream import Upstream
-from bench_scenarios import HTTP_TIMEOUT, PEERS, RUN_TIMEOUT, Scenario
+from bench_scenarios import HTTP_TIMEOUT, PEERS, Scenario, drive
 
 from ratelimited_client import Rate, RateLimitedClient
 from ratelimited_client.testing import LimiterRecord, NginxLimiter, SlowapiLimiter
@@ -164,25 +162,8 @@ async def run_one(
     statistics: list[Any] = []
     if name.startswith("ratelimited_client"):
         peer = ours(peer, statistics)
-    todo = iter(range(requests))
-    outcomes: Counter[str] = Counter()
-    finished: list[float] = []
-
-    async def worker(send: Send) -> None:
-        for i in todo:
-            try:
-                outcomes[str(await send(f"/items/{i}"))] += 1
-            except Exception as error:  # noqa: BLE001 - a peer's failure is a result
-                outcomes[type(error).__name__] += 1
-            finished.append(time.monotonic())
-
     with limiter.serve() as (url, record_of):
-        started = time.monotonic()
-        with anyio.move_on_after(RUN_TIMEOUT) as scope:
-            async with peer(url, scenario) as send, anyio.create_task_group() as tg:
-                for _ in range(concurrency):
-                    tg.start_soon(worker, send)
-        elapsed = (max(finished) if finished else time.monotonic()) - started
+        outcomes, _, elapsed, timed_out = await drive(peer, url, scenario, requests, concurrency)
         record: LimiterRecord = record_of()
     least = limiter.least(requests)
     window = 1.0 if limiter.kind == "nginx" else limiter.window
@@ -202,7 +183,7 @@ async def run_one(
         elapsed=elapsed,
         least=least,
         ratio=elapsed / least if least else math.nan,
-        timed_out=scope.cancelled_caught,
+        timed_out=timed_out,
         learned=learned or None,
     )
 

@@ -301,10 +301,12 @@ def scenarios(quick: bool) -> list[Scenario]:
 # -- one run ------------------------------------------------------------------------------
 
 
-async def run_one(scenario: Scenario, peer: str, upstream: Upstream) -> Run:
-    """One peer through one scenario, on a freshly reset upstream."""
-    upstream.reset()
-    todo = iter(range(scenario.requests))
+async def drive(
+    peer: Peer, url: str, scenario: Scenario, requests: int, concurrency: int
+) -> tuple[Counter[str], float, float, bool]:
+    """``requests`` GETs through ``peer`` from ``concurrency`` workers, bounded by
+    ``RUN_TIMEOUT``: outcomes, start, elapsed to the last finish, and timed out."""
+    todo = iter(range(requests))
     outcomes: Counter[str] = Counter()
     finished: list[float] = []
 
@@ -318,11 +320,19 @@ async def run_one(scenario: Scenario, peer: str, upstream: Upstream) -> Run:
 
     started = time.monotonic()
     with anyio.move_on_after(RUN_TIMEOUT) as scope:
-        async with PEERS[peer](upstream.url, scenario) as send:
-            async with anyio.create_task_group() as tg:
-                for _ in range(scenario.concurrency):
-                    tg.start_soon(worker, send)
+        async with peer(url, scenario) as send, anyio.create_task_group() as tg:
+            for _ in range(concurrency):
+                tg.start_soon(worker, send)
     elapsed = (max(finished) if finished else time.monotonic()) - started
+    return outcomes, started, elapsed, scope.cancelled_caught
+
+
+async def run_one(scenario: Scenario, peer: str, upstream: Upstream) -> Run:
+    """One peer through one scenario, on a freshly reset upstream."""
+    upstream.reset()
+    outcomes, started, elapsed, timed_out = await drive(
+        PEERS[peer], upstream.url, scenario, scenario.requests, scenario.concurrency
+    )
     stats = upstream.stats()
     arrivals = [(t - started, status) for t, status in upstream.arrivals()]
     least = scenario.least
@@ -340,7 +350,7 @@ async def run_one(scenario: Scenario, peer: str, upstream: Upstream) -> Run:
         elapsed=elapsed,
         least=least,
         ratio=elapsed / least if least else math.nan,
-        timed_out=scope.cancelled_caught,
+        timed_out=timed_out,
         arrivals=arrivals,
     )
 
