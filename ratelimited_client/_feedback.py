@@ -87,6 +87,12 @@ _PROBE_FAILURES: Final = 3
 # Where a probe goes between the window rejected (lo) and the one taken (hi): nearer
 # the safe side (fewer rejected probes, one step more).
 _PROBE_BIAS: Final = 0.7
+# First contact at a configured rate (slow start) lasts at most this long: answers that
+# take longer (a model's completion) say nothing more of the burst by waiting.
+_SLOW_START_FOR: Final = 1.0
+# A burst fitted to send times counts a request as ahead of the schedule by this much
+# less (sends a hair early or late are the same burst).
+_BURST_SLACK: Final = 0.05
 
 
 class _Search:
@@ -207,8 +213,11 @@ class ServerFeedback:
         learning: bool,
         rng: random.Random,
         max_wait: float,
+        configured_burst: float | None = None,
+        slow_start: bool = True,
     ) -> None:
         self.configured_rate = configured_rate
+        self.configured_burst = configured_burst
         self.learning = learning
         self.rng = rng
         self.max_wait = max_wait
@@ -245,6 +254,25 @@ class ServerFeedback:
         self._unmeasurable: set[str] = set()
         self._longest_trip = 0.0
         self._search: _Search | None = None
+        # First contact at a configured rate that allows a burst: requests in flight
+        # double per round trip (1, 2, 4, ...) until the burst is reached, so a server
+        # that takes less rejects a couple of requests, not the whole burst. Ends at
+        # the burst, at the first 429, or ``_SLOW_START_FOR`` after it began.
+        self.slow_start: float | None = (
+            1.0
+            if slow_start
+            and configured_rate is not None
+            and not learning
+            and configured_burst is not None
+            and configured_burst > 1
+            else None
+        )
+        self._slow_start_until = math.inf
+        # The stricter shape the server's rejections showed for the configured rate
+        # (its rate, a smaller burst), and the notices of it not yet logged.
+        self.corrected: TokenBucket | None = None
+        self._corrected_by = -math.inf  # when the rejection it came from was sent
+        self.new_corrections: list[str] = []
 
     def take_pauses(self) -> list[tuple[float, str]]:
         """The pauses begun since the last call, as ``(delay, source)``."""
@@ -263,6 +291,7 @@ class ServerFeedback:
             and self.learned is None
             and self._pacer is None
             and self.cwnd is None
+            and self.slow_start is None
         )
 
     def wait_time(self, now: float, cost: float, outstanding: int) -> float:
@@ -290,6 +319,11 @@ class ServerFeedback:
                 wait = max(wait, self._pacer.wait_time(now, cost))
         if self.cwnd is not None and outstanding >= self.cwnd:
             return math.inf  # learning: wait for an answer to come back
+        if self.slow_start is not None:
+            if now >= self._slow_start_until:
+                self.slow_start = None
+            elif outstanding >= self.slow_start:
+                wait = max(wait, self._slow_start_until - now)  # or an answer, sooner
         if self._search is not None and self._search.probe_sent is not None:
             return math.inf  # a probe is out: its answer decides what may go next
         return wait
@@ -324,6 +358,8 @@ class ServerFeedback:
     def on_admit(self, now: float, cost: float) -> Ticket | None:
         for cap in self.caps.values():
             cap.budget -= cost
+        if self.slow_start is not None and self._slow_start_until == math.inf:
+            self._slow_start_until = now + _SLOW_START_FOR
         search = self._search
         if search is not None and self._probe_wait(now) == 0.0:
             # Admitted early: the probe. Its answer moves the search.
@@ -365,6 +401,8 @@ class ServerFeedback:
         if clean:
             # Before learning, so a limiter rebuilt from this answer counts it too.
             self._clean_answer(sent_at, now)
+            if self.corrected is not None:
+                self._refit_burst(sent_at, now, others_in_flight)
         probe = self._search is not None and self._search.probe_sent == sent_at
         if probe and self._probe_answered(sent_at, now, clean, signal.status, others_in_flight):
             return None  # a rejected probe: the answer to a question, not a pause
@@ -387,6 +425,15 @@ class ServerFeedback:
             return self._pause_deadline_if_origin(retry.scope)  # same event, already counted
         self._last_throttle = now
         self._throttles_in_row += 1
+        self.slow_start = None
+        if (
+            self.configured_rate is not None
+            and not self.learning
+            and signal.status == 429
+            and not retry.over_cap
+            and not any(q.unit == "requests" and q.limit is not None for q in signal.quotas)
+        ):
+            self._correct_shape(sent_at, now, others_in_flight)
         if retry.over_cap and retry.requested is not None:
             self.too_long_until = max(self.too_long_until, now + retry.requested)
             self.too_long_delay = retry.requested
@@ -414,10 +461,13 @@ class ServerFeedback:
         if not 200 <= status < 400:
             return False
         self._clean_answer(sent_at, received_at)
+        if self.corrected is not None and sent_at <= self._corrected_by:
+            self._refit_burst(sent_at, received_at, 0)
+            return True
         if self._search is not None and self._search.probe_sent == sent_at:
             self._probe_answered(sent_at, received_at, True, status, 0)
             return True
-        if self.cwnd is None:
+        if self.cwnd is None and self.slow_start is None:
             return False
         self._grow_window()
         return True
@@ -527,6 +577,11 @@ class ServerFeedback:
     # -- learning -------------------------------------------------------------------
 
     def _grow_window(self) -> None:
+        if self.slow_start is not None:
+            # One more per clean answer: twice as many in flight per round trip.
+            self.slow_start += 1.0
+            if self.configured_burst is None or self.slow_start >= self.configured_burst:
+                self.slow_start = None
         if self.cwnd is not None:
             # About one more per clean round trip, never past _PROBE_MAX: the requests
             # in flight when the first 429 comes back are all rejected too, and
@@ -660,6 +715,61 @@ class ServerFeedback:
         self._learned_rates[_FROM_429] = Rate(limit, window)
         self._rebuild(now, in_flight)
 
+    def _correct_shape(self, sent_at: float, now: float, in_flight: int) -> None:
+        """A 429 at the configured rate from a server that states no count: is it a
+        stricter shape than the configuration (a spacing, a smaller burst: nginx's
+        ``limit_req`` without ``burst``)? The configured rate is kept and the burst
+        fitted to the evidence (``_fit_burst``); where the fitted bucket would have
+        taken the rejected request too, the shape does not explain the rejection (the
+        rate is off, or somebody else spends the quota) and nothing is corrected: the
+        pause answers it."""
+        rate = self.configured_rate
+        assert rate is not None  # noqa: S101 - checked by the caller
+        burst = self.corrected.burst if self.corrected is not None else self.configured_burst
+        fitted = self._fit_burst(sent_at)
+        if burst is None or fitted is None or fitted >= burst:
+            return
+        self.corrected = TokenBucket(rate, burst=fitted)
+        self._corrected_by = sent_at
+        interval = rate.period / rate.limit
+        shape = f"one request per {interval:g} s" if fitted == 1 else f"bursts of at most {fitted}"
+        self.new_corrections.append(
+            f"the server rejected a burst that the configured rate {rate} allows "
+            f"({burst:g} at once); it took {fitted} at once: sending {shape} at {rate} "
+            f"from now on (configure {self.corrected} to say so)"
+        )
+        self._rebuild(now, in_flight)
+
+    def _fit_burst(self, rejected: float) -> int | None:
+        """The smallest bucket at the configured rate that took every success sent up to
+        ``rejected`` (as the server would keep its schedule), if it would have refused
+        the request sent at ``rejected``; else ``None``."""
+        rate = self.configured_rate
+        assert rate is not None  # noqa: S101 - checked by the callers
+        interval = rate.period / rate.limit
+        due = -math.inf
+        fitted = 1
+        for sent in sorted(sent for sent, _, ok in self._answered if ok and sent <= rejected):
+            ahead = max(0.0, due - sent) / interval + 1.0
+            fitted = max(fitted, math.ceil(ahead - _BURST_SLACK))
+            due = max(due, sent) + interval
+        if max(0.0, due - rejected) / interval + 1.0 <= fitted + _BURST_SLACK:
+            return None
+        return fitted
+
+    def _refit_burst(self, sent_at: float, now: float, in_flight: int) -> None:
+        """A success sent before the rejection that set the corrected burst, answered
+        after it: the server took more at once than was known then; fit again."""
+        corrected = self.corrected
+        if corrected is None or sent_at > self._corrected_by:
+            return
+        fitted = self._fit_burst(self._corrected_by)
+        ceiling = self.configured_burst or 1.0
+        known = corrected.burst or 1
+        if fitted is not None and known < fitted < ceiling:
+            self.corrected = TokenBucket(corrected.rate, burst=fitted)
+            self._rebuild(now, in_flight)
+
     def adopt(self, rate: Rate, now: float, in_flight: int) -> None:
         """A limit learned elsewhere (another process, through a shared backend)."""
         if self._learned_rates.get(_SHARED) != rate:
@@ -670,8 +780,12 @@ class ServerFeedback:
         """A fresh learned limiter for the current rates, replaying recent answers and
         counting the ``in_flight`` requests not answered yet."""
         rates = list(self._learned_rates.values())
-        self.learned_rate = min(rates, key=lambda r: r.per_second)
+        if rates:
+            self.learned_rate = min(rates, key=lambda r: r.per_second)
         specs: list[SlidingWindow | TokenBucket] = [SlidingWindow(rate) for rate in rates]
+        if self.corrected is not None:
+            specs.append(self.corrected)
+            rates.append(self.corrected.rate)
         # While a window is being measured, its requests are spread evenly over it (the
         # same rate, no burst): each answer's count then narrows the window.
         specs += [
@@ -714,4 +828,5 @@ class ServerFeedback:
             and self.too_long_until <= now
             and not any(cap.reset_at > now for cap in self.caps.values())
             and self.learned_rate is None
+            and self.corrected is None
         )

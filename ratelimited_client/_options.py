@@ -53,13 +53,15 @@ def build_throttle(
     latency_proof: bool,
     learn: bool,
     clock: Clock | None,
+    slow_start: bool = True,
     max_wait: float = DEFAULT_MAX_WAIT,
     sync: bool = False,
     bucket_rates: Mapping[Hashable, RateTypes] | None = None,
     backend: object = None,
 ) -> ThrottleCore:
     """Validate the options (naming the bad one) and build the throttle."""
-    for name, flag in (("latency_proof", latency_proof), ("learn", learn)):
+    flags = (("latency_proof", latency_proof), ("learn", learn), ("slow_start", slow_start))
+    for name, flag in flags:
         if not isinstance(flag, bool):
             raise ConfigurationError(f"{name} must be True or False, got {flag!r}")
     if clock is not None and not isinstance(clock, Clock):
@@ -84,6 +86,7 @@ def build_throttle(
         max_queued=_optional_int("max_queued", max_queued, minimum=0),
         latency_proof=latency_proof,
         learn=learn,
+        slow_start=slow_start,
         max_wait=max_wait,
         clock=clock or MONOTONIC,
     )

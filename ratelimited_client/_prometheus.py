@@ -214,14 +214,21 @@ class _Instruments(Collector):
                 "Units per window in the server's quota, from its headers.",
                 labels=["bucket", "quota"],
             ),
+            GaugeMetricFamily(
+                f"{ns}_corrected_burst",
+                "The burst a bucket adopted after the server rejected the configured one "
+                "(the configured rate is wrong in shape; absent where it is not).",
+                labels=["bucket"],
+            ),
         ]
 
     def _fill(self, families: list[GaugeMetricFamily]) -> list[GaugeMetricFamily]:
-        in_flight, queued, budget, paused, remaining, limit = families
+        in_flight, queued, budget, paused, remaining, limit, corrected = families
         flying = 0.0
         budget_left = 0.0
         waiting: dict[str, float] = {}
         pause: dict[str, float] = {}
+        bursts: dict[str, float] = {}
         for source in list(self.sources):
             stats = source.statistics()
             flying += stats.in_flight
@@ -230,12 +237,17 @@ class _Instruments(Collector):
                 name = self.labels("bucket", bucket.key)
                 waiting[name] = waiting.get(name, 0.0) + bucket.waiting
                 pause[name] = max(pause.get(name, 0.0), bucket.paused_for)
+                if bucket.corrected is not None and bucket.corrected.burst is not None:
+                    burst = float(bucket.corrected.burst)
+                    bursts[name] = min(bursts.get(name, burst), burst)
         in_flight.add_metric([], flying)
         budget.add_metric([], budget_left)
         for name, value in sorted(waiting.items()):
             queued.add_metric([name], value)
         for name, value in sorted(pause.items()):
             paused.add_metric([name], value)
+        for name, value in sorted(bursts.items()):
+            corrected.add_metric([name], value)
         now = time.time()
         for (bucket_label, quota_label), quota in sorted(self.quotas.items()):
             left = quota.remaining

@@ -269,6 +269,9 @@ class BucketStatistics:
             a success).
         agreed_readings: quota readings (``remaining``, reset) that agreed with the
             configured limiter, which then decided alone (no cap from the server).
+        corrected: the stricter shape adopted over the configured rate after the
+            server rejected its bursts (same rate, smaller burst), or ``None``; a
+            WARNING says so when it happens.
     """
 
     key: str
@@ -279,6 +282,7 @@ class BucketStatistics:
     learned_rate: Rate | None = None
     ignored_waits: int = 0
     agreed_readings: int = 0
+    corrected: TokenBucket | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,6 +417,7 @@ class ThrottleCore:
         max_queued: int | None = None,
         latency_proof: bool = False,
         learn: bool = True,
+        slow_start: bool = True,
         max_wait: float = DEFAULT_MAX_WAIT,
         clock: Clock = MONOTONIC,
         rng: random.Random | None = None,
@@ -425,6 +430,7 @@ class ThrottleCore:
         # Buckets with a quota of their own (a stricter write bucket ...); others use ``rates``.
         self.bucket_rates = dict(bucket_rates or {})
         self.learn = learn
+        self.slow_start = slow_start
         self.max_wait = max_wait
         # Jitter, not secrets: a seedable generator is the point.
         self.rng = rng or random.Random()  # noqa: S311  # nosec B311
@@ -659,6 +665,19 @@ class ThrottleCore:
         )
         if until is not None and origin is not None:
             self._origin_pauses[origin] = max(self._origin_pauses.get(origin, until), until)
+        if feedback.new_corrections:
+            notices, feedback.new_corrections = feedback.new_corrections, []
+            for notice in notices:
+                logger.warning(
+                    "bucket %s: %s",
+                    bucket.key,
+                    notice,
+                    extra={
+                        "event": "rate_corrected",
+                        "bucket": str(bucket.key),
+                        "corrected": str(feedback.corrected),
+                    },
+                )
         self._kick(bucket)
         return feedback.take_pauses() if feedback.new_pauses else []
 
@@ -690,11 +709,14 @@ class ThrottleCore:
                 if rates is self.rates
                 else min((spec.rate for spec in rates), key=lambda r: r.per_second, default=None)
             )
+            shape = build_limiter(rates)
             feedback = ServerFeedback(
                 configured_rate=pacing,
                 learning=self.learn and not rates,
                 rng=self.rng,
                 max_wait=self.max_wait,
+                configured_burst=shape.max_cost if shape is not None else None,
+                slow_start=self.slow_start,
             )
             if self.backend is not None:
                 # Shared: limits, pauses and learned limits live in the backend.
@@ -703,7 +725,7 @@ class ThrottleCore:
                 if rates and self.backend.on_unavailable == "local":
                     bucket.fallback = build_limiter(self.backend.local_specs(rates))
             else:
-                limiter = build_limiter(rates)
+                limiter = shape
                 bucket = self._buckets[key] = _Bucket(key, limiter, feedback)
                 if limiter is None:
                     bucket.fast = True
@@ -741,6 +763,7 @@ class ThrottleCore:
                 learned_rate=bucket.feedback.learned_rate,
                 ignored_waits=bucket.feedback.ignored_waits,
                 agreed_readings=bucket.feedback.agreed,
+                corrected=bucket.feedback.corrected,
             )
             for key, bucket in self._buckets.items()
         }

@@ -175,6 +175,7 @@ class ClientState:
         latency_proof: bool,
         retry: RetryPolicy | None,
         learn: bool,
+        slow_start: bool = True,
         dialects: Sequence[Dialect] | None,
         metrics: Hooks | Sequence[Hooks] | None,
         clock: Clock | None,
@@ -189,6 +190,7 @@ class ClientState:
             max_queued=max_queued,
             latency_proof=latency_proof,
             learn=learn,
+            slow_start=slow_start,
             max_wait=check_retry(retry),
             clock=clock,
             sync=sync,
@@ -468,6 +470,12 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
         learn: with no ``rate``, learn the quota from the server's signals: one
             probe first, then a slow start, then the limit the headers (or the
             429s) reveal. ``False`` sends without any local limit.
+        slow_start: with a ``rate`` that allows a burst, reach the burst by
+            doubling the requests in flight per round trip (1, 2, 4, ...; for at
+            most a second), so a server that takes no burst rejects a couple of
+            requests, not the whole burst; its 429s then set the burst it takes
+            (a WARNING, ``BucketStatistics.corrected``). ``False`` sends the
+            configured burst at once.
         dialects: the rate-limit header parsers to read responses with;
             default every built-in one (``DEFAULT_DIALECTS``). Add your own
             with ``dialects=[*DEFAULT_DIALECTS, my_dialect]``.
@@ -500,6 +508,7 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
         latency_proof: bool = False,
         retry: RetryPolicy | None = DEFAULT_RETRY,
         learn: bool = True,
+        slow_start: bool = True,
         dialects: Sequence[Dialect] | None = None,
         metrics: Hooks | Sequence[Hooks] | None = None,
         backend: RedisBackend | None = None,
@@ -518,6 +527,7 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
             latency_proof=latency_proof,
             retry=retry,
             learn=learn,
+            slow_start=slow_start,
             dialects=dialects,
             metrics=metrics,
             clock=clock,

@@ -159,3 +159,24 @@ async def test_not_told_nginx_is_learned_from_bare_429s(
     assert 20 * LEARNED_FLOOR <= learned.per_second <= 20 * 1.1, learned
     least = (200 - 1 - nginx.burst) / 20
     assert elapsed <= least * SLOWEST + 1.0  # + the one pause of the first rejection
+
+
+async def test_told_a_burst_rate_nginx_without_burst_corrects_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Told ``20/s`` (bursts of 20) where nginx takes one per 50 ms: the slow start
+    meets the first rejections with two requests in flight, not twenty; the bucket
+    then keeps 20/s evenly spaced, says so in a WARNING and its statistics, and
+    nginx rejects nothing more."""
+    with NginxLimiter(20) as nginx, caplog.at_level("WARNING", logger="ratelimited_client"):
+        statuses, elapsed, stats = await drive(nginx.url, 100, 50, Rate(20, 1.0))
+        record = nginx.record()
+    assert statuses == [200] * 100
+    assert record.rejected <= 5, record.rejected
+    (bucket,) = stats.buckets.values()
+    assert bucket.corrected == TokenBucket(Rate(20, 1.0), burst=1)
+    notices = [r for r in caplog.records if getattr(r, "event", None) == "rate_corrected"]
+    assert len(notices) == 1
+    assert "one request per 0.05 s" in notices[0].getMessage()
+    least = (100 - 1) / 20
+    assert elapsed <= least * SLOWEST + 1.0  # + the one pause of the first rejection

@@ -63,7 +63,7 @@ def run_schedule(
 
     async def main() -> int:
         clock = FakeClock()
-        throttle = Throttle(rates, clock=clock)
+        throttle = Throttle(rates, clock=clock, slow_start=False)
         answers: list[tuple[float, Permit, Ticket]] = []
         for gap, cost, latency in schedule:
             # Answers due before this request arrive first, in order, each at its time.
@@ -134,7 +134,9 @@ def test_fast_path_is_taken_when_nothing_else_can_say_no() -> None:
     """An uncontended token bucket takes the fast path (no ticket objects)."""
 
     async def main() -> None:
-        throttle = Throttle((TokenBucket(Rate(5, 1.0), burst=5),), clock=FakeClock())
+        throttle = Throttle(
+            (TokenBucket(Rate(5, 1.0), burst=5),), clock=FakeClock(), slow_start=False
+        )
         permit = await throttle.acquire("k")
         assert permit._fast is not None
         assert permit._tickets == ()
@@ -148,7 +150,9 @@ def test_fast_path_is_taken_when_nothing_else_can_say_no() -> None:
         slow.release()
         # Sliding windows take it too, through try_acquire: one ticket for the composite.
         windows = Throttle(
-            (SlidingWindow(Rate(5, 1.0)), SlidingWindow(Rate(50, 60.0))), clock=FakeClock()
+            (SlidingWindow(Rate(5, 1.0)), SlidingWindow(Rate(50, 60.0))),
+            clock=FakeClock(),
+            slow_start=False,
         )
         permit = await windows.acquire("k")
         bucket = windows._buckets["k"]
@@ -162,7 +166,7 @@ def test_fast_path_is_taken_when_nothing_else_can_say_no() -> None:
 
 def test_sync_fast_path_matches_the_token_bucket() -> None:
     clock = FakeClock()
-    throttle = SyncThrottle((TokenBucket(Rate(2, 1.0), burst=2),), clock=clock)
+    throttle = SyncThrottle((TokenBucket(Rate(2, 1.0), burst=2),), clock=clock, slow_start=False)
     reference = GCRALimiter(Rate(2, 1.0), 2)
     permits = [throttle._fast_admit(throttle._bucket("k"), 1.0, None, 0.0) for _ in range(3)]
     assert [p is not None for p in permits] == [True, True, False]

@@ -15,7 +15,13 @@ import anyio
 import httpx
 import pytest
 
-from ratelimited_client import PrometheusMetrics, Rate, RateLimitedClient, RetryAfterTooLongError
+from ratelimited_client import (
+    PrometheusMetrics,
+    Rate,
+    RateLimitedClient,
+    RetryAfterTooLongError,
+    TokenBucket,
+)
 from ratelimited_client._feedback import ServerFeedback
 from ratelimited_client._signals import QuotaState, RateLimitSignal, parse_signal
 
@@ -31,15 +37,19 @@ Reply = Callable[[int, float], httpx.Response]
 class Upstream(httpx.AsyncBaseTransport):
     """Answers with ``reply(n, now)`` for the n-th request; records send times."""
 
-    def __init__(self, clock: FakeClock, reply: Reply) -> None:
+    def __init__(self, clock: FakeClock, reply: Reply, *, latency: float = 0.0) -> None:
         self.clock = clock
         self.reply = reply
+        self.latency = latency  # the answer, decided on arrival, comes back this late
         self.sent: list[float] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         now = self.clock.now()
         self.sent.append(now)
-        return self.reply(len(self.sent), now)
+        response = self.reply(len(self.sent), now)
+        if self.latency:
+            await self.clock.sleep_until(now + self.latency)
+        return response
 
 
 def make_client(clock: FakeClock, upstream: Upstream, **options: Any) -> RateLimitedClient:
@@ -438,3 +448,130 @@ async def test_fewer_remaining_than_the_limiter_expects_is_the_servers_word(
     assert upstream.sent[:3] == [0.0] * 3
     # Nothing more before the server's (padded) reset: 0 + 1 s window + 1 s pad.
     assert min(upstream.sent[3:]) >= 2.0
+
+
+# -- first contact at a told rate, and a told rate the server rejects ----------------
+
+
+def spaced(interval: float, *, burst: int = 0) -> Reply:
+    """nginx ``limit_req`` on virtual time: a request is taken when at most ``burst``
+    are ahead of the schedule of one per ``interval``; a rejection is a bare 429 and
+    moves nothing."""
+    due = [-math.inf]  # when the schedule is next clear
+
+    def reply(n: int, now: float) -> httpx.Response:
+        if now < due[0] - burst * interval - 1e-9:
+            return httpx.Response(429)
+        due[0] = max(due[0], now) + interval
+        return httpx.Response(200)
+
+    return reply
+
+
+def rounds(sent: list[float]) -> list[int]:
+    """How many requests left at each distinct time, in order."""
+    return [len(list(group)) for _, group in itertools.groupby(sent)]
+
+
+async def test_slow_start_doubles_the_requests_in_flight_per_round_trip(
+    fake_clock: FakeClock,
+) -> None:
+    """Told 16/s, answers 10 ms away: 1, 2, 4, 8 in flight, one more round trip each,
+    then the rest of the burst; the configured window holds throughout."""
+    upstream = Upstream(fake_clock, lambda n, now: httpx.Response(200), latency=0.01)
+    async with make_client(fake_clock, upstream, rate=Rate(16, 1.0)) as client:
+        statuses = await fire(client, fake_clock, 32)
+    assert statuses == [200] * 32
+    assert rounds(upstream.sent)[:5] == [1, 2, 4, 8, 1]
+    assert upstream.sent[:16] == pytest.approx(
+        [0.0] + [0.01] * 2 + [0.02] * 4 + [0.03] * 8 + [0.04]
+    )
+    # Every slot is dated at its answer, a period on: never 16 in any second.
+    assert all(b - a >= 1.0 for a, b in zip(upstream.sent, upstream.sent[16:], strict=False))
+
+
+async def test_without_slow_start_the_burst_goes_at_once(fake_clock: FakeClock) -> None:
+    upstream = Upstream(fake_clock, lambda n, now: httpx.Response(200), latency=0.01)
+    async with make_client(fake_clock, upstream, rate=Rate(16, 1.0), slow_start=False) as client:
+        await fire(client, fake_clock, 16)
+    assert upstream.sent == [0.0] * 16
+
+
+async def test_slow_start_lasts_a_second_at_most(fake_clock: FakeClock) -> None:
+    """Answers 5 s away (a long completion): one goes at once, the rest of the burst a
+    second later, not after the first answer."""
+    upstream = Upstream(fake_clock, lambda n, now: httpx.Response(200), latency=5.0)
+    async with make_client(fake_clock, upstream, rate=Rate(10, 60.0)) as client:
+        await fire(client, fake_clock, 10)
+    assert upstream.sent == [0.0] + [1.0] * 9
+
+
+async def test_a_told_burst_the_server_rejects_is_corrected_to_its_spacing(
+    fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Told 10/s, the server takes one per 100 ms and no burst (nginx without ``burst``):
+    two rejections at first contact, then the configured rate evenly spaced, a WARNING
+    that names the shape to configure, and no 429 more."""
+    upstream = Upstream(fake_clock, spaced(0.1), latency=0.002)
+    metrics = PrometheusMetrics()
+    with caplog.at_level("WARNING", logger="ratelimited_client"):
+        client = make_client(fake_clock, upstream, rate=Rate(10, 1.0), metrics=metrics)
+        async with client:
+            statuses = await fire(client, fake_clock, 30)
+            stats = client.statistics().buckets[BUCKET]
+            gauge = metrics.registry.get_sample_value(
+                "ratelimited_client_corrected_burst", {"bucket": BUCKET}
+            )
+    assert gauge == 1.0
+    assert statuses.count(429) == 2
+    assert statuses.count(200) == 28
+    assert stats.corrected == TokenBucket(Rate(10, 1.0), burst=1)
+    (notice,) = [r for r in caplog.records if getattr(r, "event", None) == "rate_corrected"]
+    assert "one request per 0.1 s" in notice.getMessage()
+    assert notice.levelname == "WARNING"
+    gaps = [b - a for a, b in itertools.pairwise(upstream.sent[3:])]
+    assert min(gaps) >= 0.1 - 1e-9
+    # The least time for 28 taken: 27 gaps of 100 ms; plus the one pause (1 s and jitter).
+    assert upstream.sent[-1] <= 27 * 0.1 * 1.05 + 1.1
+
+
+async def test_a_smaller_burst_is_learned_as_a_smaller_burst(fake_clock: FakeClock) -> None:
+    """Told 10/s, the server takes bursts of 4 (nginx ``burst=3 nodelay``): the bucket
+    keeps 10/s with a burst of 4."""
+    upstream = Upstream(fake_clock, spaced(0.1, burst=3), latency=0.002)
+    async with make_client(fake_clock, upstream, rate=Rate(10, 1.0)) as client:
+        statuses = await fire(client, fake_clock, 40)
+        stats = client.statistics().buckets[BUCKET]
+    assert stats.corrected == TokenBucket(Rate(10, 1.0), burst=4)
+    assert statuses.count(429) <= 5
+
+
+async def test_a_rejection_that_states_the_quota_corrects_nothing(fake_clock: FakeClock) -> None:
+    """A 429 with ``X-RateLimit-*`` states the count: its caps and pause answer it; the
+    configured shape stays (somebody else's traffic is no configuration error)."""
+    upstream = Upstream(fake_clock, slowapi_like(5, 1.0, others=4), latency=0.002)
+    async with make_client(fake_clock, upstream, rate=Rate(5, 1.0)) as client:
+        statuses = await fire(client, fake_clock, 10)
+        stats = client.statistics().buckets[BUCKET]
+    assert 429 in statuses
+    assert stats.corrected is None
+
+
+async def test_a_rejection_with_nothing_taken_is_no_shape(fake_clock: FakeClock) -> None:
+    """Told 5/s where the server takes 5 per 2 s: the rejected request had nothing
+    taken in the period before it, so the rate, not the burst, is off: no correction
+    (the pauses answer it)."""
+    window: list[float] = []
+
+    def reply(n: int, now: float) -> httpx.Response:
+        window[:] = [t for t in window if now - t < 2.0]
+        if len(window) >= 5:
+            return httpx.Response(429)
+        window.append(now)
+        return httpx.Response(200)
+
+    upstream = Upstream(fake_clock, reply, latency=0.002)
+    async with make_client(fake_clock, upstream, rate=Rate(5, 1.0)) as client:
+        await fire(client, fake_clock, 10)
+        stats = client.statistics().buckets[BUCKET]
+    assert stats.corrected is None

@@ -96,9 +96,13 @@ async def test_bursts_use_the_whole_quota_then_wait_a_period(fake_clock: FakeClo
 async def test_latency_proof_bursts_start_a_period_after_the_responses(
     fake_clock: FakeClock,
 ) -> None:
-    """latency_proof: a slot counts until its response arrived, then a whole period."""
+    """latency_proof: a slot counts until its response arrived, then a whole period.
+    (No slow start: both go at once, as configured, while no answer is in.)"""
     upstream = Upstream(fake_clock, hold=True)
-    async with make_client(fake_clock, upstream, rate=Rate(2, 1.0), latency_proof=True) as client:
+    client = make_client(
+        fake_clock, upstream, rate=Rate(2, 1.0), latency_proof=True, slow_start=False
+    )
+    async with client:
         async with anyio.create_task_group() as tg:
             await start_in_order(tg, gets(client, ["/a", "/b", "/c", "/d"]))
             assert upstream.names() == ["api.test/a", "api.test/b"]
