@@ -64,6 +64,8 @@ _MIN_REFILL: Final = 0.01
 # A window-end reading falls short of the window by the server's processing time and
 # its rounding: 1 % slack.
 _WINDOW_MARGIN: Final = 1.01
+# Absolute resets whose readings are kept per quota (the window estimate's evidence).
+_SPANS: Final = 64
 # The shortest full-refill reading may have been rounded down by the server: 2 % slack.
 _REFILL_MARGIN: Final = 1.02
 # The learned rate's key when it comes from 429s alone.
@@ -74,6 +76,10 @@ _DECREASE: Final = 0.8
 # this close (upper / lower); until then the requests are spread evenly (paced), which
 # is what makes each count informative.
 _MEASURED: Final = 1.1
+# Measuring a window costs one window of pacing (no burst) and is worth it only where the
+# reset's grain (a whole second, a padded second, a one-second ``Date``) is a large share
+# of the window: estimates of this many seconds or more are taken from the resets alone.
+_MEASURE_BELOW: Final = 5.0
 # Readings that no moving window explains, before measuring a quota is given up.
 _DISAGREEMENTS: Final = 3
 # The measured upper bound gets this slack: arrival order may differ from send order
@@ -229,6 +235,8 @@ class ServerFeedback:
         self.learned_rate: Rate | None = None
         self._learned_rates: dict[str, Rate] = {}
         self._windows: dict[str, float] = {}
+        # Per quota, per absolute reset stated (epoch): [first received, earliest reading].
+        self._spans: dict[str, dict[float, list[float]]] = {}
         self.cwnd: float | None = 1.0 if learning else None
         self._pacer: GCRALimiter | None = None
         self._pacer_until = -math.inf
@@ -600,6 +608,13 @@ class ServerFeedback:
             window = quota.window or self._estimate_window(name, quota, signal.received_at)
             if window is None:
                 continue
+            if quota.window is None and window >= _MEASURE_BELOW and name not in self._measured:
+                # Too long to be worth a window of pacing: the reset's grain is a small
+                # share of it. Bursts, and the reset-based estimate, from here on.
+                if self._measuring(name):
+                    del self._bounds[name]
+                    changed = True
+                self._unmeasurable.add(name)
             if quota.window is None and sent_at is not None:
                 pacing = self._measuring(name)
                 measured = self._measure(name, quota, sent_at, signal.received_at)
@@ -633,8 +648,25 @@ class ServerFeedback:
                 return known
             candidate = max(delta * quota.limit / used * _REFILL_MARGIN, _MIN_REFILL)
             estimate = candidate if known is None else min(known, candidate)
-        else:
+        elif quota.reset_epoch is None:
             estimate = max(known or 0.0, delta * _WINDOW_MARGIN, _MIN_ESTIMATE)
+        else:
+            # An absolute reset: every answer that states the same instant describes the
+            # same reset, read against the server's clock as known then. The clock is
+            # known better with every answer (``ServerClock``), so the span is from the
+            # first such answer to the earliest reading of that instant: a first
+            # contact's loose reading does not stay the estimate for good.
+            spans = self._spans.setdefault(name, {})
+            span = spans.get(quota.reset_epoch)
+            if span is None:
+                if len(spans) >= _SPANS:
+                    first, reset = spans.pop(next(iter(spans)))  # the oldest: final by now
+                    self._windows[name] = max(known or 0.0, (reset - first) * _WINDOW_MARGIN)
+                span = spans[quota.reset_epoch] = [received_at, quota.reset_at]
+            else:
+                span[1] = min(span[1], quota.reset_at)
+            longest = max(reset - first for first, reset in spans.values())
+            return max(self._windows.get(name, 0.0), longest * _WINDOW_MARGIN, _MIN_ESTIMATE)
         self._windows[name] = estimate
         return estimate
 

@@ -25,9 +25,12 @@ Everything here is pure: no clock is read, ``received_at`` (monotonic) and
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
+import threading
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -53,6 +56,71 @@ __all__ = [
 ]
 
 logger = logging.getLogger("ratelimited_client")
+
+# A server's clock is estimated from the ``Date`` of the answers of this many seconds
+# (its drift against ours over that span is milliseconds at worst).
+_CLOCK_HORIZON: Final = 60.0
+# A ``Date`` this far behind the estimate is the server's clock set back, not its grain
+# (a whole second) and a cached value (uvicorn's lags up to a second more).
+_CLOCK_STEP: Final = 5.0
+# Origins whose clocks are kept per client, before they are forgotten.
+_CLOCKS_MAX: Final = 1024
+
+
+class ServerClock:
+    """Private. One server's time, from the ``Date`` of many answers.
+
+    A ``Date`` is stamped in whole seconds, truncated, by a server that may cache
+    it (uvicorn refreshes it once a second), and before the answer travels: each
+    one is at or behind the server's time when the answer arrived, by up to a
+    second and more. So ``Date - received_at`` is a lower bound on the offset
+    between the server's clock and ours, every time; the greatest of those seen
+    in the last minute is the tightest. Read against it, a reset in epoch seconds
+    is late by milliseconds once answers have landed near a second's turn, not by
+    the ``Date``'s whole grain. Still a bound on the safe side: never earlier than
+    the true reset. A ``Date`` far behind the estimate is a clock set back: the
+    estimate starts again from it. Thread-safe.
+    """
+
+    __slots__ = ("_lock", "_samples")
+
+    def __init__(self) -> None:
+        self._samples: deque[tuple[float, float]] = deque()  # (received, offset), max first
+        self._lock = threading.Lock()
+
+    def now_at(self, date: float, received_at: float) -> float:
+        """The server's time (epoch seconds) when an answer stamped ``date`` arrived
+        at ``received_at`` (monotonic): at or after ``date``, never after the truth."""
+        offset = date - received_at
+        with self._lock:
+            samples = self._samples
+            while samples and samples[0][0] < received_at - _CLOCK_HORIZON:
+                samples.popleft()
+            if samples and samples[0][1] - offset > _CLOCK_STEP:
+                samples.clear()  # set back: what was seen before no longer holds
+            while samples and samples[-1][1] <= offset:
+                samples.pop()
+            samples.append((received_at, offset))
+            best = samples[0][1]
+        return received_at + best
+
+
+class ServerClocks:
+    """Private. A :class:`ServerClock` per origin, bounded."""
+
+    __slots__ = ("_clocks",)
+
+    def __init__(self) -> None:
+        self._clocks: dict[str, ServerClock] = {}
+
+    def get(self, origin: str) -> ServerClock:
+        clock = self._clocks.get(origin)
+        if clock is None:
+            if len(self._clocks) >= _CLOCKS_MAX:
+                self._clocks.clear()  # each is only a tighter bound: safe to forget
+            clock = self._clocks[origin] = ServerClock()
+        return clock
+
 
 Unit = Literal[
     "requests",
@@ -94,6 +162,9 @@ class QuotaState:
         window: the window in seconds, only when the server states it.
         partition: the server's partition key (IETF ``pk``), if any.
         approximate: the numbers are rounded or estimates.
+        reset_epoch: the reset as the server stated it, in epoch seconds, where
+            it was an absolute time (``reset_at`` is it read against the server's
+            clock); answers that state the same instant describe the same reset.
     """
 
     name: str
@@ -106,6 +177,7 @@ class QuotaState:
     window: float | None = None
     partition: str | None = None
     approximate: bool = False
+    reset_epoch: float | None = None
 
     @property
     def exhausted(self) -> bool:
@@ -295,6 +367,7 @@ class SignalContext:
         received_at: float,
         wall_now: float,
         max_wait: float,
+        server_clock: ServerClock | None = None,
     ) -> None:
         self.status = status
         self.headers = headers
@@ -311,8 +384,14 @@ class SignalContext:
         self.received_at = received_at
         self.max_wait = max_wait
         date = next(filter(None, map(_http_date, self.values("date"))), None)
-        self.server_now = date if date is not None else wall_now
+        if date is None:
+            self.server_now = wall_now
+        elif server_clock is not None:
+            self.server_now = server_clock.now_at(date, received_at)
+        else:
+            self.server_now = date
         self._out = _Collected()
+        self._epochs: dict[float, float] = {}
 
     # -- reading ----------------------------------------------------------------------
 
@@ -362,7 +441,9 @@ class SignalContext:
 
     def absolute_deadline(self, epoch: float) -> float:
         """An absolute time (epoch seconds) as a monotonic deadline, read against ``Date``."""
-        return self.delta_deadline(epoch - self.server_now)
+        deadline = self.delta_deadline(epoch - self.server_now)
+        self._epochs[deadline] = epoch  # a quota reset there is given its epoch too
+        return deadline
 
     def reset_deadline(self, text: str) -> float | None:
         """A reset of unknown encoding (reference §4.2): Go duration, ISO 8601,
@@ -446,6 +527,13 @@ class SignalContext:
         if ignored_wait:
             out.delays.clear()  # a success is no rejection: nothing to wait for
         quotas = () if cached else tuple(out.quotas)
+        if self._epochs and quotas:
+            quotas = tuple(
+                dataclasses.replace(q, reset_epoch=self._epochs[q.reset_at])
+                if q.reset_at in self._epochs and q.reset_epoch is None
+                else q
+                for q in quotas
+            )
         if any(q.limit == 0 for q in quotas) and out.throttled:
             out.terminal = True  # no quota at all on this key: surface it, do not spin
         retry = self._directive(quotas) if self._wants_directive() else None
@@ -1048,6 +1136,7 @@ def parse_signal(
     wall_now: float,
     max_wait: float = 300.0,
     dialects: Iterable[Dialect] = DEFAULT_DIALECTS,
+    server_clock: ServerClock | None = None,
 ) -> RateLimitSignal:
     """Read one response's rate-limit signals. Pure; never raises for any header value.
 
@@ -1060,6 +1149,8 @@ def parse_signal(
             when the response has no usable ``Date``.
         max_wait: the longest wait allowed; longer ones are capped and flagged.
         dialects: the parsers to run (default :data:`DEFAULT_DIALECTS`).
+        server_clock: the server's clock as estimated from earlier answers (the
+            client keeps one per origin); without it, each ``Date`` is read alone.
 
     .. versionadded:: 0.1
     """
@@ -1082,6 +1173,8 @@ def parse_signal(
         received_at=received_at,
         wall_now=wall_now,
         max_wait=max_wait,
+        # A cached answer's Date is from when it was made: no reading of the clock now.
+        server_clock=None if scan.cached else server_clock,
     )
     for dialect in dialects:
         try:

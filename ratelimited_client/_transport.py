@@ -13,7 +13,7 @@ import logging
 import time
 import typing
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeAlias
 
 import httpx
@@ -56,6 +56,7 @@ from ._signals import (
     DEFAULT_DIALECTS,
     HeaderScan,
     RateLimitSignal,
+    ServerClocks,
     parse_signal,
     quiet,
     scan_headers,
@@ -163,6 +164,7 @@ class ClientState:
     retry: RetryPolicy | None
     budget: RetryBudget | None
     hooks: Dispatcher
+    server_clocks: ServerClocks = field(default_factory=ServerClocks)
 
     @classmethod
     def build(
@@ -252,7 +254,12 @@ class _TransportCore:
         return self._dialects is DEFAULT_DIALECTS and quiet(response.status_code, body, scan)
 
     def _read_signal(
-        self, response: httpx.Response, body: object, received_at: float, wall_now: float
+        self,
+        response: httpx.Response,
+        body: object,
+        received_at: float,
+        wall_now: float,
+        origin: str,
     ) -> RateLimitSignal:
         status = response.status_code
         try:
@@ -264,6 +271,7 @@ class _TransportCore:
                 wall_now=wall_now,
                 max_wait=self._throttle.max_wait,
                 dialects=self._dialects,
+                server_clock=self._shared.server_clocks.get(origin),
             )
         except Exception:  # the parser promises not to raise; a request never breaks on it
             logger.debug("rate-limit headers could not be read", exc_info=True)
@@ -375,7 +383,7 @@ class _Try(_Named):
                     response.status_code, self.received_at - self.sent, None, throttled=False
                 )
             return None
-        signal = core._read_signal(response, body, self.received_at, self.wall_now)
+        signal = core._read_signal(response, body, self.received_at, self.wall_now, self.origin)
         pauses = self.pauses = permit.observe(signal, self.origin)
         if self.heard:
             self._completed(

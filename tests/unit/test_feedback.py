@@ -575,3 +575,35 @@ async def test_a_rejection_with_nothing_taken_is_no_shape(fake_clock: FakeClock)
         await fire(client, fake_clock, 10)
         stats = client.statistics().buckets[BUCKET]
     assert stats.corrected is None
+
+
+def test_a_loose_first_reading_of_a_reset_is_tightened_by_later_ones() -> None:
+    """A fixed window whose reset (epoch, padded by a second) is read against a
+    whole-second ``Date``: the first answer, 0.6 s into the server's second, reads
+    the reset 0.6 s late; a later answer that states the same reset, with the
+    server's clock known better by then, brings the learned window down with it."""
+    from ratelimited_client._signals import ServerClock
+
+    clock = ServerClock()
+    server = WALL + 0.6  # the server's time at our t = 0
+    reset = {"X-RateLimit-Limit": "100", "X-RateLimit-Reset": repr(WALL + 11.0)}
+    feedback = ServerFeedback(
+        configured_rate=None, learning=True, rng=random.Random(1), max_wait=300.0
+    )
+    for sent, remaining in ((0.0, 99), (0.49, 98)):
+        received = sent + 0.01
+        headers = {
+            **reset,
+            "X-RateLimit-Remaining": str(remaining),
+            "Date": formatdate(math.floor(server + received), usegmt=True),
+        }
+        signal = parse_signal(200, headers, received_at=received, wall_now=0, server_clock=clock)
+        feedback.on_admit(sent, 1.0)
+        feedback.observe(signal, sent_at=sent, others_in_flight=0)
+        assert feedback.learned_rate is not None
+        if remaining == 99:
+            assert feedback.learned_rate.period == pytest.approx(11.0 * 1.01)
+    # The second reading: the server's clock known to 0.1 s; its window from the first
+    # answer (at 0.01) to the reset as now read (10.5): 10.49 s, not 11 (truth: 10.39).
+    assert feedback.learned_rate is not None
+    assert feedback.learned_rate.period == pytest.approx(10.49 * 1.01)

@@ -6,13 +6,15 @@ exactly WALL (so absolute times are exact) unless a case says otherwise.
 
 from __future__ import annotations
 
+import math
+import random
 from email.utils import formatdate
 from typing import Any
 
 import pytest
 
 from ratelimited_client import DEFAULT_DIALECTS, QuotaState, SignalContext, parse_signal
-from ratelimited_client._signals import MAX_RESET, parse_go_duration
+from ratelimited_client._signals import MAX_RESET, ServerClock, parse_go_duration
 
 T = 1000.0  # received_at, monotonic
 WALL = 1_767_225_600.0  # 2026-01-01T00:00:00Z, the server's (and client's) wall clock
@@ -851,3 +853,52 @@ def test_resets_are_clamped_to_the_hard_maximum() -> None:
     """A reset years away is held to MAX_RESET from now."""
     signal = read(200, {"X-RateLimit-Limit": "5", "X-RateLimit-Reset": str(int(WALL + 1e8))})
     assert signal.quotas[0].reset_at == T + MAX_RESET
+
+
+# -- the server's clock, from many answers ---------------------------------------------
+
+
+def test_the_servers_clock_is_bounded_by_many_dates_never_past_the_truth() -> None:
+    """A server 3.7 s ahead of us stamping ``Date`` in whole seconds, cached up to a
+    second more (uvicorn): one answer alone says the offset to within ~2 s; the
+    greatest of 200, to within 20 ms, and never above the truth."""
+    rng = random.Random(7)
+    truth = 1_790_000_000.0 + 3.7
+    clock = ServerClock()
+    errors = []
+    for i in range(200):
+        received = 10.0 + i * 0.0113  # 88 answers a second
+        stamped = received - rng.uniform(0.0, 0.005)  # the answer's trip
+        lag = rng.choice([0.0, rng.uniform(0.0, 1.0)])  # a cached Date, now and then
+        date = math.floor(truth + stamped - lag)
+        errors.append(truth + received - clock.now_at(date, received))
+    assert all(error >= -1e-9 for error in errors)  # never past the server's time
+    assert errors[0] > 0.02  # one Date alone: its grain
+    assert max(errors[-50:]) < 0.02
+
+
+def test_the_servers_clock_set_back_is_followed_and_an_old_estimate_expires() -> None:
+    clock = ServerClock()
+    assert clock.now_at(1000.0, 0.5) == 1000.0
+    assert clock.now_at(1000.0, 0.9) == pytest.approx(1000.4)  # the first is the tighter
+    # Set back an hour: the estimate starts again from the new Date.
+    assert clock.now_at(1000.0 - 3600, 1.0) == 1000.0 - 3600
+    # A minute on, the earlier answers no longer bind (drift, a slewed clock).
+    assert clock.now_at(100.0, 200.0) == 100.0
+
+
+def test_an_epoch_reset_is_read_against_the_clock_of_many_answers() -> None:
+    """The same ``Date`` second, answers 0.1 s and 0.9 s into it: read alone, the
+    second answer's reset is 0.8 s too late; with the server's clock it is exact."""
+    headers = {
+        "X-RateLimit-Reset": "1790000010",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Limit": "5",
+        "Date": formatdate(1_790_000_000, usegmt=True),
+    }
+    clock = ServerClock()
+    parse_signal(200, headers, received_at=0.1, wall_now=0.0, server_clock=clock)
+    alone = parse_signal(200, headers, received_at=0.9, wall_now=0.0)
+    shared = parse_signal(200, headers, received_at=0.9, wall_now=0.0, server_clock=clock)
+    assert alone.quotas[0].reset_at == pytest.approx(10.9)
+    assert shared.quotas[0].reset_at == pytest.approx(10.1)
