@@ -54,6 +54,16 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
                 _verdict(met),
             ]
         )
+    github = ours.get("known/github")
+    if github is not None:
+        met = github["received_429"] == 0 and github["ratio"] <= 1.05
+        rows.append(
+            [
+                "known limit, GitHub dialect (whole-second epoch reset): 0 × 429, ≤ 1.05 × least",
+                f"{github['received_429']} × 429, {github['ratio']:.3f} ×",
+                _verdict(met),
+            ]
+        )
     for name, run in sorted(ours.items()):
         if not name.startswith("unknown/"):
             continue
@@ -66,6 +76,7 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
                 _verdict(met),
             ]
         )
+    rows += real_limiter_targets(results.get("real_limiters", {}).get("runs", []))
     jitter = ours.get("jitter")
     if jitter is not None:
         rows.append(
@@ -271,6 +282,31 @@ def overhead_text(overhead: dict[str, Any]) -> str:
             "added)."
         )
     return text
+
+
+def real_limiter_targets(runs: list[dict[str, Any]]) -> list[list[str]]:
+    """Issue 18's bounds against the real limiters, per limiter, for our three runs."""
+    rows: list[list[str]] = []
+    for run in runs:
+        peer = run["peer"]
+        if not peer.startswith(OURS):
+            continue
+        ok = run["outcomes"].get("200", 0) == run["requests"] and not run["timed_out"]
+        if peer.endswith("(told)"):
+            bound = "0 × 429, ≤ 1.10 × least"
+            met = run["received_429"] == 0 and run["ratio"] <= 1.10
+        else:
+            bound = "≤ 5 × 429, all done, ≤ 1.30 × least"
+            met = run["received_429"] <= 5 and run["ratio"] <= 1.30
+        rows.append(
+            [
+                f"{run['limiter']}, {peer.removeprefix(OURS).strip()}: {bound}",
+                f"{run['received_429']} × 429, {run['ratio']:.2f} ×"
+                + (f", learned {run['learned']}" if run["learned"] else ""),
+                _verdict(met and ok),
+            ]
+        )
+    return rows
 
 
 def real_limiter_table(results: dict[str, Any]) -> str:

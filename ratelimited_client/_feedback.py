@@ -66,6 +66,12 @@ _MIN_REFILL: Final = 0.01
 _WINDOW_MARGIN: Final = 1.01
 # Absolute resets whose readings are kept per quota (the window estimate's evidence).
 _SPANS: Final = 64
+# What a reset read in whole seconds can overstate a window by: its grain, a padded
+# second (slowapi), a cached ``Date``'s phase (uvicorn). A long window learned from resets
+# is searched this far below the estimate.
+_RESET_GRAIN: Final = 2.0
+# A reading of the server's clock this far behind the best is the clock set back.
+_CLOCK_STEP: Final = 5.0
 # The shortest full-refill reading may have been rounded down by the server: 2 % slack.
 _REFILL_MARGIN: Final = 1.02
 # The learned rate's key when it comes from 429s alone.
@@ -108,9 +114,10 @@ class _Search:
     from; taken, it becomes ``hi`` (the learned rate goes up); rejected, ``lo`` (no
     pause: the probe was the question, the limiter keeps the safe pace meanwhile)."""
 
-    __slots__ = ("failures", "hi", "limit", "lo", "probe_anchor", "probe_sent")
+    __slots__ = ("failures", "hi", "key", "limit", "lo", "probe_anchor", "probe_sent")
 
-    def __init__(self, limit: int, lo: float, hi: float) -> None:
+    def __init__(self, limit: int, lo: float, hi: float, key: str = _FROM_429) -> None:
+        self.key = key  # the learned rate it searches
         self.limit = limit
         self.lo = lo
         self.hi = hi
@@ -235,8 +242,10 @@ class ServerFeedback:
         self.learned_rate: Rate | None = None
         self._learned_rates: dict[str, Rate] = {}
         self._windows: dict[str, float] = {}
-        # Per quota, per absolute reset stated (epoch): [first received, earliest reading].
-        self._spans: dict[str, dict[float, list[float]]] = {}
+        # Per quota, per absolute reset stated (epoch): when its first request was sent;
+        # and the server's clock (epoch - monotonic) as best known from the readings.
+        self._spans: dict[str, dict[float, float]] = {}
+        self._offsets: dict[str, float] = {}
         self.cwnd: float | None = 1.0 if learning else None
         self._pacer: GCRALimiter | None = None
         self._pacer_until = -math.inf
@@ -262,6 +271,7 @@ class ServerFeedback:
         self._unmeasurable: set[str] = set()
         self._longest_trip = 0.0
         self._search: _Search | None = None
+        self._searched: dict[str, float] = {}  # windows a search found taken, kept
         # First contact at a configured rate that allows a burst: requests in flight
         # double per round trip (1, 2, 4, ...) until the burst is reached, so a server
         # that takes less rejects a couple of requests, not the whole burst. Ends at
@@ -315,11 +325,13 @@ class ServerFeedback:
                     self.too_long_until = max(self.too_long_until, cap.reset_at)
                     self.too_long_delay = cap.reset_at - now
         probe = self._probe_wait(now)
-        if probe is not None:
-            # A probe goes when due, whatever the learned pace says: it is the question.
+        paced = self.learned.wait_time(now, cost) if self.learned is not None else 0.0
+        if probe is not None and probe < paced:
+            # A probe goes when due, sooner than the learned pace: it is the question.
             wait = max(wait, probe)
-        elif self.learned is not None:
-            wait = max(wait, self.learned.wait_time(now, cost))
+        else:
+            probe = None
+            wait = max(wait, paced)
         if self._pacer is not None:
             if now >= self._pacer_until:
                 self._pacer = None
@@ -351,17 +363,25 @@ class ServerFeedback:
 
     def _anchor(self, limit: int) -> tuple[float, float] | None:
         """The ``limit``-th most recent request sent, ``(sent, received)``, once it and
-        every later one came back clean: what a probe's gap is measured from (the
-        server drops it from its window first). ``None`` while any is unanswered."""
+        every later one came back clean (in whatever order): what a probe's gap is
+        measured from (the server drops it from its window first). ``None`` while any
+        is unanswered or was rejected."""
         if len(self._sends) < limit:
             return None
         target = self._sends[-limit]
-        for seen, (sent, received, ok) in enumerate(reversed(self._answered), start=1):
-            if not ok or sent < target:
-                return None
-            if sent == target:
-                return (sent, received) if seen == limit else None
-        return None
+        found = 0
+        anchor: tuple[float, float] | None = None
+        # Answers come back out of order: look a little past the last ``limit``.
+        for seen, (sent, received, _) in enumerate(reversed(self._answered)):
+            if seen >= 2 * limit + 16:
+                break
+            if sent >= target:
+                found += 1
+                if sent == target:
+                    anchor = (sent, received)
+                if found >= limit:
+                    break
+        return anchor if found >= limit else None
 
     def on_admit(self, now: float, cost: float) -> Ticket | None:
         for cap in self.caps.values():
@@ -414,17 +434,22 @@ class ServerFeedback:
         probe = self._search is not None and self._search.probe_sent == sent_at
         if probe and self._probe_answered(sent_at, now, clean, signal.status, others_in_flight):
             return None  # a rejected probe: the answer to a question, not a pause
+        # A model that existed before this answer may lag the server's count at a window's
+        # edge (``_observe_quota``); one built from this answer cannot.
+        modelled = local_room is not None or self.learned is not None
+        if self.learning:
+            # Learned first: a limit this answer teaches is the local model its own
+            # count is then read against (the first answer's included).
+            if clean:
+                self._longest_trip = max(self._longest_trip, now - sent_at)
+            self._learn_from_quotas(signal, others_in_flight, sent_at if clean else None)
         if self.learned is not None:
             # What was learned is the local model too: a reading that agrees with it
             # adds nothing (a 429 is the evidence that would correct it).
             learned_room = self.learned.room(now)
             local_room = learned_room if local_room is None else min(local_room, learned_room)
         for quota in signal.quotas:
-            self._observe_quota(quota, now, others_in_flight, local_room, sent_at)
-        if self.learning:
-            if clean:
-                self._longest_trip = max(self._longest_trip, now - sent_at)
-            self._learn_from_quotas(signal, others_in_flight, sent_at if clean else None)
+            self._observe_quota(quota, now, others_in_flight, local_room, sent_at, modelled)
         if not bucket_throttled or retry is None:
             if clean:
                 self._grow_window()
@@ -494,7 +519,8 @@ class ServerFeedback:
             # which adds a round trip to every interval it keeps.
             gap = (sent_at - anchor_sent) * _WINDOW_MARGIN
             search.hi = max(search.lo, min(search.hi, gap))
-            self._learned_rates[_FROM_429] = Rate(search.limit, search.hi)
+            self._learned_rates[search.key] = Rate(search.limit, search.hi)
+            self._searched[search.key] = search.hi
             self._rebuild(received_at, in_flight)
             return False
         if status != 429:
@@ -520,6 +546,7 @@ class ServerFeedback:
         others_in_flight: int,
         local_room: float | None,
         sent_at: float,
+        modelled: bool = True,
     ) -> None:
         if quota.remaining is None or quota.reset_at is None or quota.reset_at <= now:
             return
@@ -541,7 +568,7 @@ class ServerFeedback:
         # request sent after the first came back, is the server's word: someone else
         # is spending the quota.
         first = self._disagreed_at is None or sent_at < self._disagreed_at
-        if local_room is not None and quota.unit == "requests" and first:
+        if local_room is not None and quota.unit == "requests" and first and modelled:
             if self._disagreed_at is None:
                 self._disagreed_at = now
             return
@@ -605,7 +632,7 @@ class ServerFeedback:
             if quota.unit != "requests" or quota.limit is None or quota.limit < 1:
                 continue
             name = f"{quota.dialect}:{quota.name}:{quota.partition or ''}"
-            window = quota.window or self._estimate_window(name, quota, signal.received_at)
+            window = quota.window or self._estimate_window(name, quota, signal.received_at, sent_at)
             if window is None:
                 continue
             if quota.window is None and window >= _MEASURE_BELOW and name not in self._measured:
@@ -621,6 +648,21 @@ class ServerFeedback:
                 if measured is not None:
                     window = min(window, measured)
                 changed = changed or pacing != self._measuring(name)
+            window = min(window, self._searched.get(name, math.inf))
+            search = self._search
+            if search is not None and search.key == name and window < search.hi:
+                search.hi = max(search.lo, window)  # known better another way
+            if (
+                quota.window is None
+                and quota.reset_epoch is not None
+                and quota.reset_kind == "window_end"
+                and window >= _MEASURE_BELOW
+                and search is None
+            ):
+                # A long window read from resets that may overstate it by their grain:
+                # searched downwards, one early probe a window (see ``_Search``).
+                lo = max(window - _RESET_GRAIN, window / 2)
+                self._search = _Search(int(quota.limit), lo, window, key=name)
             rate = Rate(int(quota.limit), window)
             if not _same_rate(self._learned_rates.get(name), rate):
                 self._learned_rates[name] = rate
@@ -628,7 +670,9 @@ class ServerFeedback:
         if changed:
             self._rebuild(signal.received_at, in_flight)
 
-    def _estimate_window(self, name: str, quota: QuotaState, received_at: float) -> float | None:
+    def _estimate_window(
+        self, name: str, quota: QuotaState, received_at: float, sent_at: float | None = None
+    ) -> float | None:
         """A window no shorter than the server's, from the resets seen so far.
 
         A window-end reset is at most one window away, so the longest seen
@@ -652,21 +696,26 @@ class ServerFeedback:
             estimate = max(known or 0.0, delta * _WINDOW_MARGIN, _MIN_ESTIMATE)
         else:
             # An absolute reset: every answer that states the same instant describes the
-            # same reset, read against the server's clock as known then. The clock is
-            # known better with every answer (``ServerClock``), so the span is from the
-            # first such answer to the earliest reading of that instant: a first
-            # contact's loose reading does not stay the estimate for good.
+            # same reset. Each reading carries the server's clock as known then
+            # (``epoch - reset_at``, a lower bound that tightens with every answer:
+            # ``ServerClock``); the best one known reads every stated reset again, so a
+            # first contact's loose reading is not the estimate for good. The span is
+            # from the first such request's sending (the server's window began no
+            # earlier: no slack for its processing or the trip) to that reset.
+            offset = quota.reset_epoch - quota.reset_at
+            best = self._offsets.get(name)
+            if best is None or offset > best or best - offset > _CLOCK_STEP:
+                best = self._offsets[name] = offset  # tighter, or the server's clock set back
             spans = self._spans.setdefault(name, {})
-            span = spans.get(quota.reset_epoch)
-            if span is None:
+            if quota.reset_epoch not in spans:
                 if len(spans) >= _SPANS:
-                    first, reset = spans.pop(next(iter(spans)))  # the oldest: final by now
-                    self._windows[name] = max(known or 0.0, (reset - first) * _WINDOW_MARGIN)
-                span = spans[quota.reset_epoch] = [received_at, quota.reset_at]
-            else:
-                span[1] = min(span[1], quota.reset_at)
-            longest = max(reset - first for first, reset in spans.values())
-            return max(self._windows.get(name, 0.0), longest * _WINDOW_MARGIN, _MIN_ESTIMATE)
+                    # The oldest leaves, its span kept as a floor (final by now).
+                    epoch, first = next(iter(spans.items()))
+                    del spans[epoch]
+                    self._windows[name] = max(known or 0.0, epoch - best - first)
+                spans[quota.reset_epoch] = sent_at if sent_at is not None else received_at
+            longest = max(epoch - best - first for epoch, first in spans.items())
+            return max(self._windows.get(name, 0.0), longest, _MIN_ESTIMATE)
         self._windows[name] = estimate
         return estimate
 

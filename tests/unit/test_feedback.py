@@ -602,8 +602,53 @@ def test_a_loose_first_reading_of_a_reset_is_tightened_by_later_ones() -> None:
         feedback.observe(signal, sent_at=sent, others_in_flight=0)
         assert feedback.learned_rate is not None
         if remaining == 99:
-            assert feedback.learned_rate.period == pytest.approx(11.0 * 1.01)
+            assert feedback.learned_rate.period == pytest.approx(11.01)
     # The second reading: the server's clock known to 0.1 s; its window from the first
-    # answer (at 0.01) to the reset as now read (10.5): 10.49 s, not 11 (truth: 10.39).
+    # request's sending (0) to the reset as now read (10.5): 10.5 s, not 11.01 (the
+    # truth, from the server's arrival, no earlier than 0: 10.4 s).
     assert feedback.learned_rate is not None
-    assert feedback.learned_rate.period == pytest.approx(10.49 * 1.01)
+    assert feedback.learned_rate.period == pytest.approx(10.5)
+
+
+def fixed_like(limit: int, window: float) -> Reply:
+    """slowapi's fixed window on virtual time: it begins at the first request after the
+    last one ended; the reset (epoch) a second late, the ``Date`` in whole seconds."""
+    state = {"start": -math.inf, "count": 0}
+
+    def reply(n: int, now: float) -> httpx.Response:
+        if now >= state["start"] + window:
+            state["start"], state["count"] = now, 0
+        status = 429 if state["count"] >= limit else 200
+        state["count"] += status == 200
+        return httpx.Response(
+            status,
+            headers={
+                "X-RateLimit-Limit": str(limit),
+                "X-RateLimit-Remaining": str(limit - state["count"]),
+                "X-RateLimit-Reset": repr(WALL + state["start"] + window + 1.0),
+                "Date": formatdate(math.floor(WALL + now), usegmt=True),
+            },
+        )
+
+    return reply
+
+
+async def test_a_long_window_read_from_padded_resets_is_searched_down(
+    fake_clock: FakeClock,
+) -> None:
+    """A fixed window of 20 per 10 s whose reset says 11 s: not told, the client bursts
+    (no window of pacing) and sends one early probe a window, between the reset and
+    two seconds below it; taken, the learned window comes down toward 10 s."""
+    upstream = Upstream(fake_clock, fixed_like(20, 10.0), latency=0.01)
+    async with make_client(fake_clock, upstream) as client:
+        statuses = await fire(client, fake_clock, 80)
+        stats = client.statistics().buckets[BUCKET]
+    assert statuses.count(429) <= 3
+    learned = stats.learned_rate
+    assert learned is not None
+    assert learned.limit == 20
+    assert 10.0 <= learned.period <= 10.5, learned
+    # Bursts, not a window of pacing: the second window's probes (each taken lowers the
+    # learned window), then the rest, all within a fraction of a second.
+    second = sorted(upstream.sent)[20:40]
+    assert 10.0 <= second[0] < second[-1] <= second[0] + 0.2
