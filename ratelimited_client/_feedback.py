@@ -228,6 +228,7 @@ class ServerFeedback:
         max_wait: float,
         configured_burst: float | None = None,
         slow_start: bool = True,
+        max_concurrency: int | None = None,
     ) -> None:
         self.configured_rate = configured_rate
         self.configured_burst = configured_burst
@@ -286,6 +287,13 @@ class ServerFeedback:
             else None
         )
         self._slow_start_until = math.inf
+        # Slow start ends at the burst, or at the most that may be in flight anyway.
+        self._slow_start_to = min(
+            configured_burst if configured_burst is not None else math.inf,
+            max_concurrency if max_concurrency is not None else math.inf,
+        )
+        if self._slow_start_to <= 1:
+            self.slow_start = None
         # The stricter shape the server's rejections showed for the configured rate
         # (its rate, a smaller burst), and the notices of it not yet logged.
         self.corrected: TokenBucket | None = None
@@ -615,7 +623,7 @@ class ServerFeedback:
         if self.slow_start is not None:
             # One more per clean answer: twice as many in flight per round trip.
             self.slow_start += 1.0
-            if self.configured_burst is None or self.slow_start >= self.configured_burst:
+            if self.slow_start >= self._slow_start_to:
                 self.slow_start = None
         if self.cwnd is not None:
             # About one more per clean round trip, never past _PROBE_MAX: the requests

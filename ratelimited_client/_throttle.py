@@ -717,6 +717,7 @@ class ThrottleCore:
                 max_wait=self.max_wait,
                 configured_burst=shape.max_cost if shape is not None else None,
                 slow_start=self.slow_start,
+                max_concurrency=self.max_concurrency,
             )
             if self.backend is not None:
                 # Shared: limits, pauses and learned limits live in the backend.
