@@ -6,7 +6,7 @@ import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
-from ._clock import MONOTONIC, Clock
+from ._clock import MONOTONIC, Clock, MonotonicClock
 from ._errors import ConfigurationError
 from ._rate import normalize_rates
 from ._retry import RetryBudget, RetryPolicy
@@ -66,7 +66,7 @@ def build_throttle(
             raise ConfigurationError(f"{name} must be True or False, got {flag!r}")
     if clock is not None and not isinstance(clock, Clock):
         raise ConfigurationError(f"clock must have now() and sleep_until(), got {clock!r}")
-    if sync and clock is not None and clock is not MONOTONIC:
+    if sync and clock is not None and not isinstance(clock, MonotonicClock):
         raise ConfigurationError(
             "clock is not supported by the sync client: it waits on real time (threads)"
         )

@@ -202,10 +202,10 @@ class RetryDecision:
 
 
 def replayable(request: httpx.Request) -> bool:
-    """Private. Can the body be sent again? (Ask before the first send: reading it
-    replaces an iterator with bytes.)"""
-    stream = request.stream
-    return isinstance(stream, httpx.ByteStream) or not hasattr(stream, "__aiter__")
+    """Private. Can the body be sent again? Only bytes can (``content=``, ``json=``,
+    ``data=``): an iterator, sync or async, is spent by its first sending, and a
+    multipart upload reads its files to the end. (Ask before the first send.)"""
+    return isinstance(request.stream, httpx.ByteStream)
 
 
 def decide(

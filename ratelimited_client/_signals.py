@@ -1067,6 +1067,15 @@ DEFAULT_DIALECTS: tuple[Dialect, ...] = (
     azure,
 )
 
+_BUILTIN: Final = frozenset(DEFAULT_DIALECTS)
+
+
+def builtin_only(dialects: Iterable[Dialect]) -> bool:
+    """Every dialect is a built-in one: an answer that ``quiet`` finds silent says
+    nothing any of them reads (any subset or reordering of the defaults qualifies,
+    ``list(DEFAULT_DIALECTS)`` included; one parser of your own does not)."""
+    return all(dialect in _BUILTIN for dialect in dialects)
+
 
 # What a (lowered) header name tells ``scan_headers``, remembered per name: most
 # responses repeat the same few names, and a dict lookup is a fraction of the three
@@ -1156,7 +1165,8 @@ def parse_signal(
     """
     headers = headers if isinstance(headers, httpx.Headers) else httpx.Headers(headers)
     scan = scan_headers(headers)
-    if dialects is DEFAULT_DIALECTS and quiet(status, body, scan):
+    dialects = tuple(dialects)
+    if builtin_only(dialects) and quiet(status, body, scan):
         return RateLimitSignal(
             status=status,
             received_at=received_at,

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 
-from ._clock import MONOTONIC
+from ._clock import MONOTONIC, MonotonicClock
 from ._errors import (
     BackendUnavailableError,
     DeadlineExceededError,
@@ -444,7 +444,9 @@ class ThrottleCore:
         self.latency_proof = latency_proof
         self.clock = clock
         # The real clock is read straight from ``time.monotonic`` (one call less).
-        self._now: Callable[[], float] = time.monotonic if clock is MONOTONIC else clock.now
+        # The real clock (any MonotonicClock: it is ``time.monotonic``) is read directly.
+        self._real_time = isinstance(clock, MonotonicClock)
+        self._now: Callable[[], float] = time.monotonic if self._real_time else clock.now
         self._buckets: dict[Hashable, _Bucket] = {}
         self._sweep_at = _SWEEP_AFTER
         self._queued = 0
@@ -997,7 +999,7 @@ class Throttle(ThrottleCore):
 
     async def _sleep_head(self, bucket: _Bucket, deadline: float) -> None:
         """Sleep until ``deadline`` or until ``bucket.kick()``, whichever is first."""
-        if self.clock is MONOTONIC and math.isfinite(deadline):
+        if self._real_time and math.isfinite(deadline):
             loop = _running_asyncio_loop()
             if loop is not None:
                 # On asyncio a bare future and one timer: a third of the CPU of a cancel

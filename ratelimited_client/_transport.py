@@ -53,10 +53,10 @@ from ._retry import (
     replayable,
 )
 from ._signals import (
-    DEFAULT_DIALECTS,
     HeaderScan,
     RateLimitSignal,
     ServerClocks,
+    builtin_only,
     parse_signal,
     quiet,
     scan_headers,
@@ -165,6 +165,8 @@ class ClientState:
     budget: RetryBudget | None
     hooks: Dispatcher
     server_clocks: ServerClocks = field(default_factory=ServerClocks)
+    # Only built-in dialects: a silent answer (``quiet``) needs no parsing.
+    builtin_dialects: bool = True
 
     @classmethod
     def build(
@@ -199,10 +201,12 @@ class ClientState:
             bucket_rates=bucket_rates,
             backend=backend,
         )
+        chosen = check_dialects(dialects)
         return cls(
             throttle=throttle,
             key=check_key(key) or origin_key,
-            dialects=check_dialects(dialects),
+            dialects=chosen,
+            builtin_dialects=builtin_only(chosen),
             retry=retry,
             budget=new_budget(retry),
             hooks=Dispatcher(check_hooks(metrics)),
@@ -251,7 +255,7 @@ class _TransportCore:
 
     def _quiet(self, response: httpx.Response, body: object, scan: HeaderScan) -> bool:
         """The answer says nothing the dialects read (most successes): no signal to parse."""
-        return self._dialects is DEFAULT_DIALECTS and quiet(response.status_code, body, scan)
+        return self._shared.builtin_dialects and quiet(response.status_code, body, scan)
 
     def _read_signal(
         self,

@@ -78,3 +78,26 @@ def test_subclass_defaults_apply_and_arguments_override() -> None:
     assert "50/60s" in repr(DocsClient())
     assert "7/1s" in repr(DocsClient(rate="7/s"))
     assert DocsClient(max_concurrency=9).statistics().max_concurrency == 9
+
+
+def test_defaults_are_values_not_identities() -> None:
+    """A copy of the built-in dialects, or any subset, keeps the quiet path (silent
+    answers are not parsed); a parser of your own turns it off. A new MonotonicClock
+    is the real clock, for the sync client too."""
+    from ratelimited_client import DEFAULT_DIALECTS
+    from ratelimited_client._clock import MonotonicClock
+
+    def mine(ctx: object) -> None:
+        return None
+
+    for dialects, quiet in (
+        (None, True),
+        (list(DEFAULT_DIALECTS), True),
+        (list(reversed(DEFAULT_DIALECTS[:3])), True),
+        ([*DEFAULT_DIALECTS, mine], False),
+    ):
+        client = RateLimitedClient(dialects=dialects)
+        assert client._shared.builtin_dialects is quiet, dialects
+    sync = SyncRateLimitedClient(clock=MonotonicClock())
+    assert sync._shared.throttle._real_time
+    sync.close()

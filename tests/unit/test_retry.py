@@ -21,7 +21,7 @@ from ratelimited_client import (
 from ratelimited_client._retry import RetryBudget
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Iterator
 
     from ratelimited_client.testing import FakeClock
 
@@ -438,3 +438,28 @@ async def test_a_failing_hook_never_breaks_a_request(fake_clock: FakeClock) -> N
     async with client_for(fake_clock, upstream, retry=policy(backoff=0.1, on_retry=broken)) as c:
         response = await call(fake_clock, lambda: c.get("/x"))
     assert response.status_code == 200
+
+
+def test_a_sync_streaming_body_is_never_retried_either() -> None:
+    """The sync client: a generator body (an iterator stream, no ``__aiter__``) was
+    taken as replayable, and its retry sent an exhausted stream. Now the 503 comes
+    straight back, sent once, its body whole."""
+    from ratelimited_client import SyncRateLimitedClient
+
+    received: list[bytes] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        received.append(request.read())
+        return httpx.Response(503 if len(received) == 1 else 200)
+
+    def body() -> Iterator[bytes]:
+        yield b"chunk"
+
+    with SyncRateLimitedClient(
+        base_url="http://api.test",
+        transport=httpx.MockTransport(handle),
+        retry=RetryPolicy(attempts=3, backoff=0.01),
+    ) as client:
+        response = client.put("/x", content=body())
+    assert response.status_code == 503
+    assert received == [b"chunk"]
