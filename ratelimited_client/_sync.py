@@ -192,29 +192,34 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
             step.received_at = clock.now()
             step.wall_now = time.time()  # read against Date-less epoch resets
             scan = scan_headers(response.headers)
-            if _wants_body(response):
-                permit.hold()  # the answer may pause the bucket: nobody leaves until read
-                response.read()
+            body: object = None
+            wants = _wants_body(response)
+            if wants or _small_body(scan):
+                if wants:
+                    permit.hold()  # the answer may pause the bucket: nobody leaves until read
                 try:
-                    body: object = json.loads(response.content)
-                except ValueError:
-                    body = None
-            else:
-                body = None
-                if _small_body(scan):
+                    response.read()
+                except Exception as exc:
+                    response.close()
+                    step.failed(exc)
+                    raise
+                if wants:
                     try:
-                        response.read()
-                    except Exception as exc:
-                        response.close()
-                        step.failed(exc)
-                        raise
+                        body = json.loads(response.content)
+                    except ValueError:
+                        body = None
             permit.settle()
         except BaseException:
             permit.release()
             raise
         signal = step.answered(response, body, permit, scan)
         if throttle.backend is not None:
-            throttle.after_answer_sync(permit, step.pauses)
+            try:
+                throttle.after_answer_sync(permit, step.pauses)
+            except BaseException:
+                permit.release()  # the slot and the connection go back, whatever happens
+                response.close()
+                raise
         if response.is_closed or not isinstance(response.stream, httpx.SyncByteStream):
             permit.release()
         else:

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeAlias
 
+import anyio
 import httpx
 import tenacity
 
@@ -631,26 +632,35 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
             step.received_at = clock.now()
             step.wall_now = time.time()  # read against Date-less epoch resets
             scan = scan_headers(response.headers)
-            if _wants_body(response):
-                # The answer may pause the bucket: nobody leaves until it is read.
-                permit.hold()
-                body = await _read_json(response)
-            else:
-                body = None
-                if _small_body(scan):
-                    try:
-                        await response.aread()
-                    except Exception as exc:
-                        await response.aclose()
-                        step.failed(exc)
-                        raise
+            body = None
+            wants = _wants_body(response)
+            if wants or _small_body(scan):
+                if wants:
+                    # The answer may pause the bucket: nobody leaves until it is read.
+                    permit.hold()
+                try:
+                    body = await _read_json(response) if wants else await response.aread()
+                except Exception as exc:
+                    await response.aclose()
+                    step.failed(exc)
+                    raise
+                if not wants:
+                    body = None
             permit.settle()
         except BaseException:
             permit.release()
             raise
         signal = step.answered(response, body, permit, scan)
         if throttle.backend is not None:
-            await throttle.after_answer(permit, step.pauses)
+            try:
+                await throttle.after_answer(permit, step.pauses)
+            except BaseException:
+                # Cancelled (or worse) while telling the backend: the slot and the
+                # connection go back, whatever becomes of the call.
+                permit.release()
+                with anyio.CancelScope(shield=True):
+                    await response.aclose()
+                raise
         if response.is_closed or not isinstance(response.stream, httpx.AsyncByteStream):
             # Already read (an in-memory or small rejected body) or sync-only: nothing to hold.
             permit.release()

@@ -419,3 +419,37 @@ def test_one_throttle_serves_asyncio_then_trio() -> None:
 
     anyio.run(third, backend="trio")
     assert upstream.names() == ["api.test/1", "api.test/1"]
+
+
+async def test_a_failure_telling_the_shared_backend_returns_the_slot() -> None:
+    """After an answer the shared backend is told (re-date, pauses, learned rate); if
+    that is cancelled or fails for another reason than the backend being away, the
+    slot and the connection still go back."""
+    closed: list[bool] = []
+
+    class Body(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield b"x" * 100_000
+
+        async def aclose(self) -> None:
+            closed.append(True)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=Body())
+
+    async with RateLimitedClient(
+        base_url="http://api.test", transport=httpx.MockTransport(handle), retry=None
+    ) as client:
+        throttle = client._shared.throttle
+        await client.get("/first")  # the bucket, made while no backend is set
+        closed.clear()
+
+        async def broken(permit: object, pauses: object) -> None:
+            raise RuntimeError("backend bug")
+
+        throttle.backend = object()  # type: ignore[assignment]  # only its presence is read
+        throttle.after_answer = broken  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="backend bug"):
+            await client.get("/x")
+        assert client.statistics().in_flight == 0
+        assert closed == [True]
