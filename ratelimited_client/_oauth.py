@@ -149,7 +149,10 @@ class _OAuth2Base(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
-        response.close()
+        # Drained, not closed: httpx reads the 401 once the flow has moved on, and an
+        # unread, closed stream (a chunked 401) fails there. Reading it frees the
+        # connection and the throttle's slot before the refresh all the same.
+        response.read()
         token = self._current_sync(stale=token)
         request.headers["Authorization"] = f"{token.token_type} {token.access_token}"
         yield request  # one replay; a second 401 goes to the caller
@@ -165,7 +168,7 @@ class _OAuth2Base(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
-        await response.aclose()
+        await response.aread()  # drained, not closed (see ``sync_auth_flow``)
         token = await self._current(stale=token)
         request.headers["Authorization"] = f"{token.token_type} {token.access_token}"
         yield request  # one replay; a second 401 goes to the caller

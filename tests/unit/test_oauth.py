@@ -23,6 +23,8 @@ from ratelimited_client import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
     from ratelimited_client.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -395,3 +397,57 @@ def test_sync_flow_failure_reaches_the_waiters_then_recovers() -> None:
         assert SECRET not in str(caught.value)
         endpoint.fail = None
         assert client.get("/docs").status_code == 200
+
+
+async def test_a_401_with_an_unread_body_is_replayed() -> None:
+    """A 401 streamed without a length (chunked): the flow drains it rather than
+    closing it unread (httpx reads the 401 after the flow has moved on, and a closed,
+    unread stream raised ``StreamClosed``)."""
+    endpoint = TokenEndpoint()
+    token_client = httpx.AsyncClient(transport=httpx.MockTransport(endpoint))
+    seen: list[str] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"error": '
+        yield b'"invalid_token"}'
+
+    def api(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["Authorization"])
+        if len(seen) == 1:
+            return httpx.Response(401, content=chunks())
+        return httpx.Response(200, json={"ok": True})
+
+    client = RateLimitedClient(
+        base_url="http://api.test",
+        transport=httpx.MockTransport(api),
+        auth=credentials(token_client),
+        retry=None,
+    )
+    async with client:
+        response = await client.get("/a")
+    assert response.status_code == 200
+    assert seen == ["Bearer tok-1", "Bearer tok-2"]
+    assert [r.status_code for r in response.history] == [401]
+
+
+def test_a_401_with_an_unread_body_is_replayed_by_the_sync_flow() -> None:
+    endpoint = TokenEndpoint()
+    token_client = httpx.Client(transport=httpx.MockTransport(endpoint.sync))
+    seen: list[str] = []
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"error": "invalid_token"}'
+
+    def api(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["Authorization"])
+        return httpx.Response(401, content=chunks()) if len(seen) == 1 else httpx.Response(200)
+
+    with SyncRateLimitedClient(
+        base_url="http://api.test",
+        transport=httpx.MockTransport(api),
+        auth=credentials_sync(token_client),
+        retry=None,
+    ) as client:
+        response = client.get("/a")
+    assert response.status_code == 200
+    assert seen == ["Bearer tok-1", "Bearer tok-2"]
