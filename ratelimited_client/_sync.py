@@ -155,7 +155,7 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         policy = self._retry
-        if policy is None or policy.attempts == 1:
+        if policy is None:
             response, _ = self._attempt(request, None)
             return response
         return _SyncCall(self, policy, request).run()

@@ -593,7 +593,7 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
         if loop is not self._loop:
             self._moved_to(loop)
         policy = self._retry
-        if policy is None or policy.attempts == 1:
+        if policy is None:
             response, _ = await self._attempt(request, None)
             return response
         call = _Call(self, policy, request)

@@ -463,3 +463,54 @@ def test_a_sync_streaming_body_is_never_retried_either() -> None:
         response = client.put("/x", content=body())
     assert response.status_code == 503
     assert received == [b"chunk"]
+
+
+async def test_one_attempt_keeps_the_policys_deadline_and_wait_cap() -> None:
+    """``RetryPolicy(attempts=1)`` retries nothing, but its deadline and its cap on a
+    server's wait hold as for any policy (one attempt used to skip both)."""
+    from ratelimited_client import DeadlineExceededError, RetryAfterTooLongError
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/banned":
+            return httpx.Response(429, headers={"Retry-After": "3600"})
+        return httpx.Response(200)
+
+    policy = RetryPolicy(attempts=1, deadline=1.0, max_retry_after=60.0)
+    async with RateLimitedClient(
+        base_url="http://api.test",
+        transport=httpx.MockTransport(handle),
+        retry=policy,
+        rate=Rate(1, 60.0),
+        key=lambda request: request.url.path,
+    ) as client:
+        assert (await client.get("/a")).status_code == 200
+        with anyio.fail_after(5), pytest.raises(DeadlineExceededError):
+            await client.get("/a")  # its slot is a minute away; the deadline a second
+        with anyio.fail_after(5), pytest.raises(RetryAfterTooLongError):
+            await client.get("/banned")
+
+
+def test_one_attempt_keeps_the_deadline_and_wait_cap_in_the_sync_client() -> None:
+    from ratelimited_client import (
+        DeadlineExceededError,
+        RetryAfterTooLongError,
+        SyncRateLimitedClient,
+    )
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/banned":
+            return httpx.Response(429, headers={"Retry-After": "3600"})
+        return httpx.Response(200)
+
+    with SyncRateLimitedClient(
+        base_url="http://api.test",
+        transport=httpx.MockTransport(handle),
+        retry=RetryPolicy(attempts=1, deadline=1.0, max_retry_after=60.0),
+        rate=Rate(1, 60.0),
+        key=lambda request: request.url.path,
+    ) as client:
+        assert client.get("/a").status_code == 200
+        with pytest.raises(DeadlineExceededError):
+            client.get("/a")
+        with pytest.raises(RetryAfterTooLongError):
+            client.get("/banned")
