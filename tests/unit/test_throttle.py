@@ -448,7 +448,7 @@ async def test_a_failure_telling_the_shared_backend_returns_the_slot() -> None:
             raise RuntimeError("backend bug")
 
         throttle.backend = object()  # type: ignore[assignment]  # only its presence is read
-        throttle.after_answer = broken  # type: ignore[method-assign]
+        throttle.after_answer = broken  # type: ignore[attr-defined]
         with pytest.raises(RuntimeError, match="backend bug"):
             await client.get("/x")
         assert client.statistics().in_flight == 0
