@@ -7,17 +7,17 @@ behaviour lives in the transport.
 from __future__ import annotations
 
 import typing
+from typing import Unpack
 
 import httpx
 
 from ._oauth import _OAuth2Base
-from ._options import DEFAULT_RETRY
+from ._options import ThrottleOptions, lists_throttle_options
 from ._sdk import ClientDefaults
 from ._transport import RateLimitedTransport
 
 if typing.TYPE_CHECKING:
     import ssl
-    from collections.abc import Hashable, Mapping, Sequence
 
     from httpx._client import EventHook
     from httpx._types import (
@@ -30,13 +30,7 @@ if typing.TYPE_CHECKING:
         TimeoutTypes,
     )
 
-    from ._backends import RedisBackend
-    from ._clock import Clock
-    from ._hooks import Hooks
-    from ._retry import RetryPolicy
-    from ._signals import Dialect
     from ._throttle import ThrottleCore, ThrottleStatistics
-    from ._types import KeyFunc, RateTypes
 
 __all__ = ["RateLimitedClient"]
 
@@ -68,22 +62,10 @@ class RateLimitedClient(ClientDefaults, httpx.AsyncClient):
     .. versionadded:: 0.1
     """
 
+    @lists_throttle_options
     def __init__(
         self,
         *,
-        rate: RateTypes | None = None,
-        bucket_rates: Mapping[Hashable, RateTypes] | None = None,
-        max_concurrency: int | None = None,
-        max_queued: int | None = None,
-        key: KeyFunc | None = None,
-        latency_proof: bool = False,
-        retry: RetryPolicy | None = DEFAULT_RETRY,
-        learn: bool = True,
-        slow_start: bool = True,
-        dialects: Sequence[Dialect] | None = None,
-        metrics: Hooks | Sequence[Hooks] | None = None,
-        backend: RedisBackend | None = None,
-        clock: Clock | None = None,
         auth: AuthTypes | None = None,
         params: QueryParamTypes | None = None,
         headers: HeaderTypes | None = None,
@@ -103,24 +85,10 @@ class RateLimitedClient(ClientDefaults, httpx.AsyncClient):
         transport: httpx.AsyncBaseTransport | None = None,
         trust_env: bool = True,
         default_encoding: str | typing.Callable[[bytes], str] = "utf-8",
+        **options: Unpack[ThrottleOptions],
     ) -> None:
         # Validate our options before httpx builds connection pools.
-        shared = self._build_state(
-            rate=rate,
-            bucket_rates=bucket_rates,
-            max_concurrency=max_concurrency,
-            max_queued=max_queued,
-            key=key,
-            latency_proof=latency_proof,
-            retry=retry,
-            learn=learn,
-            slow_start=slow_start,
-            dialects=dialects,
-            metrics=metrics,
-            clock=clock,
-            sync=False,
-            backend=backend,
-        )
+        shared = self._build_state(options, "RateLimitedClient", sync=False)
         super().__init__(
             auth=auth,
             params=params,

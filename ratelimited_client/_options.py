@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Final, TypedDict, TypeVar
 
 from ._clock import MONOTONIC, Clock, MonotonicClock
 from ._errors import ConfigurationError
@@ -14,6 +15,8 @@ from ._signals import DEFAULT_DIALECTS
 from ._throttle import DEFAULT_MAX_WAIT, SyncThrottle, Throttle, ThrottleCore
 
 if TYPE_CHECKING:
+    from ._backends import RedisBackend
+    from ._hooks import Hooks
     from ._rate import LimitSpec
     from ._signals import Dialect
     from ._types import KeyFunc, RateTypes
@@ -22,12 +25,16 @@ __all__ = [
     "COST_EXTENSION",
     "DEFAULT_RETRY",
     "KEY_EXTENSION",
+    "THROTTLE_DEFAULTS",
+    "ThrottleOptions",
     "build_throttle",
     "check_dialects",
     "check_key",
     "check_retry",
+    "lists_throttle_options",
     "new_budget",
     "request_cost",
+    "resolve_options",
 ]
 
 #: ``request.extensions`` entry carrying the request's cost in quota units (default 1).
@@ -111,6 +118,83 @@ def _bucket_rates(
 
 #: The policy used when ``retry`` is not passed.
 DEFAULT_RETRY: Final = RetryPolicy()
+
+
+class ThrottleOptions(TypedDict, total=False):
+    """The options every client and transport takes, declared here once: each public
+    constructor takes them as ``**options`` (typed by this), lists them in its
+    signature (``lists_throttle_options``) and passes them on whole. Adding one is a
+    line here, its default below, its use in ``ClientState.build``, and its
+    documentation (``RateLimitedTransport``'s docstring)."""
+
+    rate: RateTypes | None
+    bucket_rates: Mapping[Hashable, RateTypes] | None
+    max_concurrency: int | None
+    max_queued: int | None
+    key: KeyFunc | None
+    latency_proof: bool
+    retry: RetryPolicy | None
+    learn: bool
+    slow_start: bool
+    dialects: Sequence[Dialect] | None
+    metrics: Hooks | Sequence[Hooks] | None
+    backend: RedisBackend | None
+    clock: Clock | None
+
+
+#: Each option's value when it is not passed.
+THROTTLE_DEFAULTS: Final[ThrottleOptions] = {
+    "rate": None,
+    "bucket_rates": None,
+    "max_concurrency": None,
+    "max_queued": None,
+    "key": None,
+    "latency_proof": False,
+    "retry": DEFAULT_RETRY,
+    "learn": True,
+    "slow_start": True,
+    "dialects": None,
+    "metrics": None,
+    "backend": None,
+    "clock": None,
+}
+
+
+def resolve_options(options: Mapping[str, object], owner: str) -> ThrottleOptions:
+    """Every option, the passed ones over the defaults; an unknown name is the
+    ``TypeError`` Python gives for any unexpected keyword."""
+    for name in options:
+        if name not in THROTTLE_DEFAULTS:
+            raise TypeError(f"{owner}() got an unexpected keyword argument {name!r}")
+    resolved: ThrottleOptions = {**THROTTLE_DEFAULTS, **options}  # type: ignore[typeddict-item]
+    return resolved
+
+
+_F = TypeVar("_F", bound=Callable[..., None])
+
+
+def lists_throttle_options(init: _F) -> _F:
+    """Give a constructor taking ``**options: Unpack[ThrottleOptions]`` the signature
+    that ``help()`` and ``inspect`` show: every option by name, typed, with its
+    default, after the positional parameters."""
+    signature = inspect.signature(init)
+    kept = [p for p in signature.parameters.values() if p.name != "options"]
+    at = sum(1 for p in kept if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+    # (A ``**httpx_options`` catch-all, the sync client's, stays last.)
+    hints = ThrottleOptions.__annotations__
+    listed = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=default,
+            annotation=getattr(hints[name], "__forward_arg__", hints[name]),
+        )
+        for name, default in THROTTLE_DEFAULTS.items()
+    ]
+    init.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*kept[:at], *listed, *kept[at:]]
+    )
+    return init
 
 
 def check_retry(retry: RetryPolicy | None) -> float:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from ._options import DEFAULT_RETRY
+from ._options import DEFAULT_RETRY, ThrottleOptions, resolve_options
 from ._signals import DEFAULT_DIALECTS
 from ._transport import ClientState, origin_key
 
@@ -29,12 +29,9 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from ._backends import RedisBackend
-    from ._clock import Clock
-    from ._hooks import Hooks
     from ._retry import RetryPolicy
     from ._signals import Dialect, SignalContext
-    from ._types import KeyFunc, RateTypes
+    from ._types import RateTypes
 
 __all__ = ["ClientDefaults"]
 
@@ -92,46 +89,24 @@ class ClientDefaults:
     def _choose_base_url(self, base_url: httpx.URL | str) -> httpx.URL | str:
         return base_url if base_url != "" else self.default_base_url
 
-    def _build_state(
-        self,
-        *,
-        rate: RateTypes | None,
-        bucket_rates: Mapping[Hashable, RateTypes] | None,
-        max_concurrency: int | None,
-        max_queued: int | None,
-        key: KeyFunc | None,
-        latency_proof: bool,
-        retry: RetryPolicy | None,
-        learn: bool,
-        slow_start: bool = True,
-        dialects: Sequence[Dialect] | None,
-        metrics: Hooks | Sequence[Hooks] | None,
-        clock: Clock | None,
-        sync: bool,
-        backend: RedisBackend | None = None,
-    ) -> ClientState:
-        """The options passed, else the class's defaults; validated, naming the bad one."""
-        chosen_dialects = dialects if dialects is not None else self.default_dialects
+    def _build_state(self, options: ThrottleOptions, owner: str, *, sync: bool) -> ClientState:
+        """The options passed, else the class's defaults; validated, naming the bad one.
+        (A class default applies where the option was not passed at all: ``rate=None``
+        passed means no rate, whatever the class says.)"""
+        resolved = resolve_options(options, owner)
+        for name, default in (
+            ("rate", self.default_rate),
+            ("bucket_rates", self.default_bucket_rates),
+            ("max_concurrency", self.default_max_concurrency),
+            ("retry", self.default_retry),
+            ("dialects", self.default_dialects),
+        ):
+            if name not in options:
+                resolved[name] = default  # type: ignore[literal-required]
         if self._overrides("is_throttled") or self._overrides("read_rate_limit"):
-            base = DEFAULT_DIALECTS if chosen_dialects is None else tuple(chosen_dialects)
-            chosen_dialects = (*base, self._sdk_dialect)
-        if key is None and self._overrides("bucket_key"):
-            key = self.bucket_key
-        return ClientState.build(
-            rate=rate if rate is not None else self.default_rate,
-            bucket_rates=bucket_rates if bucket_rates is not None else self.default_bucket_rates,
-            max_concurrency=(
-                max_concurrency if max_concurrency is not None else self.default_max_concurrency
-            ),
-            max_queued=max_queued,
-            key=key,
-            latency_proof=latency_proof,
-            retry=self.default_retry if retry is DEFAULT_RETRY else retry,
-            learn=learn,
-            slow_start=slow_start,
-            dialects=chosen_dialects,
-            metrics=metrics,
-            clock=clock,
-            sync=sync,
-            backend=backend,
-        )
+            chosen = resolved["dialects"]
+            base = DEFAULT_DIALECTS if chosen is None else tuple(chosen)
+            resolved["dialects"] = (*base, self._sdk_dialect)
+        if "key" not in options and self._overrides("bucket_key"):
+            resolved["key"] = self.bucket_key
+        return ClientState.build(resolved, sync=sync)

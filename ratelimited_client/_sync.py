@@ -13,14 +13,19 @@ from __future__ import annotations
 import json
 import time
 import typing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx
 import tenacity
 
 from ._errors import ConfigurationError, RetryAfterTooLongError
 from ._oauth import AUTH_EXTENSION, _OAuth2Base
-from ._options import DEFAULT_RETRY
+from ._options import (
+    THROTTLE_DEFAULTS,
+    ThrottleOptions,
+    lists_throttle_options,
+    resolve_options,
+)
 from ._sdk import ClientDefaults
 from ._signals import scan_headers
 from ._transport import (
@@ -33,17 +38,11 @@ from ._transport import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable, Iterator, Mapping, Sequence
+    from collections.abc import Hashable, Iterator
     from types import TracebackType
 
-    from ._backends import RedisBackend
-    from ._clock import Clock
-    from ._hooks import Hooks
-    from ._retry import RetryPolicy
-    from ._signals import Dialect
     from ._throttle import Permit, SyncThrottle, ThrottleStatistics
     from ._transport import Answer
-    from ._types import KeyFunc, RateTypes
 
 __all__ = ["SyncRateLimitedClient", "SyncRateLimitedTransport"]
 
@@ -98,42 +97,15 @@ class SyncRateLimitedTransport(_TransportCore, httpx.BaseTransport):
     .. versionadded:: 0.1
     """
 
+    @lists_throttle_options
     def __init__(
         self,
         transport: httpx.BaseTransport | None = None,
-        *,
-        rate: RateTypes | None = None,
-        bucket_rates: Mapping[Hashable, RateTypes] | None = None,
-        max_concurrency: int | None = None,
-        max_queued: int | None = None,
-        key: KeyFunc | None = None,
-        latency_proof: bool = False,
-        retry: RetryPolicy | None = DEFAULT_RETRY,
-        learn: bool = True,
-        slow_start: bool = True,
-        dialects: Sequence[Dialect] | None = None,
-        metrics: Hooks | Sequence[Hooks] | None = None,
-        backend: RedisBackend | None = None,
-        clock: Clock | None = None,
+        **options: Unpack[ThrottleOptions],
     ) -> None:
         if transport is not None and not isinstance(transport, httpx.BaseTransport):
             raise ConfigurationError(f"transport must be an httpx.BaseTransport, got {transport!r}")
-        shared = ClientState.build(
-            rate=rate,
-            bucket_rates=bucket_rates,
-            max_concurrency=max_concurrency,
-            max_queued=max_queued,
-            key=key,
-            latency_proof=latency_proof,
-            retry=retry,
-            learn=learn,
-            slow_start=slow_start,
-            dialects=dialects,
-            metrics=metrics,
-            clock=clock,
-            sync=True,
-            backend=backend,
-        )
+        shared = ClientState.build(resolve_options(options, "SyncRateLimitedTransport"), sync=True)
         self._transport = transport or httpx.HTTPTransport()
         self._init_state(shared)
         shared.hooks.attach(self)
@@ -320,39 +292,13 @@ class SyncRateLimitedClient(ClientDefaults, httpx.Client):
     .. versionadded:: 0.1
     """
 
-    def __init__(
-        self,
-        *,
-        rate: RateTypes | None = None,
-        bucket_rates: Mapping[Hashable, RateTypes] | None = None,
-        max_concurrency: int | None = None,
-        max_queued: int | None = None,
-        key: KeyFunc | None = None,
-        latency_proof: bool = False,
-        retry: RetryPolicy | None = DEFAULT_RETRY,
-        learn: bool = True,
-        slow_start: bool = True,
-        dialects: Sequence[Dialect] | None = None,
-        metrics: Hooks | Sequence[Hooks] | None = None,
-        backend: RedisBackend | None = None,
-        clock: Clock | None = None,
-        **httpx_options: Any,
-    ) -> None:
+    @lists_throttle_options
+    def __init__(self, **httpx_options: Any) -> None:
+        options = {
+            name: httpx_options.pop(name) for name in THROTTLE_DEFAULTS & httpx_options.keys()
+        }
         shared = self._build_state(
-            rate=rate,
-            bucket_rates=bucket_rates,
-            max_concurrency=max_concurrency,
-            max_queued=max_queued,
-            key=key,
-            latency_proof=latency_proof,
-            retry=retry,
-            learn=learn,
-            slow_start=slow_start,
-            dialects=dialects,
-            metrics=metrics,
-            clock=clock,
-            sync=True,
-            backend=backend,
+            typing.cast("ThrottleOptions", options), "SyncRateLimitedClient", sync=True
         )
         httpx_options["base_url"] = self._choose_base_url(httpx_options.get("base_url", ""))
         super().__init__(**httpx_options)

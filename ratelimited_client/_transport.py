@@ -14,7 +14,7 @@ import time
 import typing
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias, Unpack
 
 import anyio
 import httpx
@@ -24,7 +24,6 @@ from ._errors import ConfigurationError, DeadlineExceededError, RetryAfterTooLon
 from ._hooks import (
     ROUTE_EXTENSION,
     Dispatcher,
-    Hooks,
     Paused,
     QuotaObserved,
     RequestCompleted,
@@ -35,14 +34,16 @@ from ._hooks import (
 from ._oauth import AUTH_EXTENSION
 from ._options import (
     COST_EXTENSION,
-    DEFAULT_RETRY,
     KEY_EXTENSION,
+    ThrottleOptions,
     build_throttle,
     check_dialects,
     check_key,
     check_retry,
+    lists_throttle_options,
     new_budget,
     request_cost,
+    resolve_options,
 )
 from ._retry import (
     IDEMPOTENT_METHODS,
@@ -64,14 +65,12 @@ from ._signals import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Hashable
     from types import TracebackType
 
-    from ._backends import RedisBackend
-    from ._clock import Clock
     from ._signals import Dialect
     from ._throttle import Permit, Throttle, ThrottleCore, ThrottleStatistics
-    from ._types import KeyFunc, RateTypes
+    from ._types import KeyFunc
 
 __all__ = ["ClientState", "RateLimitedTransport", "origin_key"]
 
@@ -170,47 +169,31 @@ class ClientState:
     builtin_dialects: bool = True
 
     @classmethod
-    def build(
-        cls,
-        *,
-        rate: RateTypes | None,
-        max_concurrency: int | None,
-        max_queued: int | None,
-        key: KeyFunc | None,
-        latency_proof: bool,
-        retry: RetryPolicy | None,
-        learn: bool,
-        slow_start: bool = True,
-        dialects: Sequence[Dialect] | None,
-        metrics: Hooks | Sequence[Hooks] | None,
-        clock: Clock | None,
-        sync: bool = False,
-        bucket_rates: Mapping[Hashable, RateTypes] | None = None,
-        backend: RedisBackend | None = None,
-    ) -> ClientState:
+    def build(cls, options: ThrottleOptions, *, sync: bool = False) -> ClientState:
         """Validate every throttle option (naming the bad one) and build the state."""
+        retry = options["retry"]
         throttle = build_throttle(
-            rate=rate,
-            max_concurrency=max_concurrency,
-            max_queued=max_queued,
-            latency_proof=latency_proof,
-            learn=learn,
-            slow_start=slow_start,
+            rate=options["rate"],
+            max_concurrency=options["max_concurrency"],
+            max_queued=options["max_queued"],
+            latency_proof=options["latency_proof"],
+            learn=options["learn"],
+            slow_start=options["slow_start"],
             max_wait=check_retry(retry),
-            clock=clock,
+            clock=options["clock"],
             sync=sync,
-            bucket_rates=bucket_rates,
-            backend=backend,
+            bucket_rates=options["bucket_rates"],
+            backend=options["backend"],
         )
-        chosen = check_dialects(dialects)
+        chosen = check_dialects(options["dialects"])
         return cls(
             throttle=throttle,
-            key=check_key(key) or origin_key,
+            key=check_key(options["key"]) or origin_key,
             dialects=chosen,
             builtin_dialects=builtin_only(chosen),
             retry=retry,
             budget=new_budget(retry),
-            hooks=Dispatcher(check_hooks(metrics)),
+            hooks=Dispatcher(check_hooks(options["metrics"])),
         )
 
     def statistics(self) -> ThrottleStatistics:
@@ -509,43 +492,17 @@ class RateLimitedTransport(_TransportCore, httpx.AsyncBaseTransport):
     .. versionadded:: 0.1
     """
 
+    @lists_throttle_options
     def __init__(
         self,
         transport: httpx.AsyncBaseTransport | None = None,
-        *,
-        rate: RateTypes | None = None,
-        bucket_rates: Mapping[Hashable, RateTypes] | None = None,
-        max_concurrency: int | None = None,
-        max_queued: int | None = None,
-        key: KeyFunc | None = None,
-        latency_proof: bool = False,
-        retry: RetryPolicy | None = DEFAULT_RETRY,
-        learn: bool = True,
-        slow_start: bool = True,
-        dialects: Sequence[Dialect] | None = None,
-        metrics: Hooks | Sequence[Hooks] | None = None,
-        backend: RedisBackend | None = None,
-        clock: Clock | None = None,
+        **options: Unpack[ThrottleOptions],
     ) -> None:
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
             raise ConfigurationError(
                 f"transport must be an httpx.AsyncBaseTransport, got {transport!r}"
             )
-        shared = ClientState.build(
-            rate=rate,
-            bucket_rates=bucket_rates,
-            max_concurrency=max_concurrency,
-            max_queued=max_queued,
-            key=key,
-            latency_proof=latency_proof,
-            retry=retry,
-            learn=learn,
-            slow_start=slow_start,
-            dialects=dialects,
-            metrics=metrics,
-            clock=clock,
-            backend=backend,
-        )
+        shared = ClientState.build(resolve_options(options, "RateLimitedTransport"))
         self._init(transport or httpx.AsyncHTTPTransport(), shared)
         shared.hooks.attach(self)
 

@@ -101,3 +101,33 @@ def test_defaults_are_values_not_identities() -> None:
     sync = SyncRateLimitedClient(clock=MonotonicClock())
     assert sync._shared.throttle._real_time
     sync.close()
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [RateLimitedClient, RateLimitedTransport, SyncRateLimitedClient, SyncRateLimitedTransport],
+)
+def test_the_options_are_declared_once_and_listed_by_every_constructor(cls: type[Any]) -> None:
+    """Every constructor lists every throttle option in its signature (``help()``),
+    typed and with its default, from the one declaration; an unknown name is the
+    usual ``TypeError``."""
+    import inspect
+
+    from ratelimited_client._options import THROTTLE_DEFAULTS, ThrottleOptions
+
+    parameters = inspect.signature(cls).parameters
+    for name, default in THROTTLE_DEFAULTS.items():
+        assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert parameters[name].default is default
+        assert parameters[name].annotation
+    assert set(ThrottleOptions.__annotations__) == set(THROTTLE_DEFAULTS)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'rat'"):
+        cls(rat="5/s")
+
+
+def test_a_class_default_applies_only_where_the_option_was_not_passed() -> None:
+    class Api(RateLimitedClient):
+        default_rate = "5/s"
+
+    assert "5/1s" in repr(Api())
+    assert "no local limit" in repr(Api(rate=None))  # passed: no rate, as asked
