@@ -226,10 +226,13 @@ class MockAPI:
     It serves a small "document notification service": ``GET /documents``,
     ``POST /documents`` (``{"title": ..., "body": ...}`` → 201) and
     ``GET /documents/{id}``, described by ``GET /openapi.json`` (OpenAPI 3.0);
-    any other path answers a small echo. Admitted requests get their answer; excess ones ``429``
-    with ``{"error": "rate_limited", "retry_after": seconds}`` and, unless
-    disabled, ``Retry-After``. ``GET /__stats`` returns :meth:`stats` as JSON;
-    ``POST /__reset`` clears counters and limiter state.
+    the model vendors' first calls, ``POST /v1/chat/completions``,
+    ``/v1/responses`` (OpenAI) and ``/v1/messages`` (Anthropic), with the
+    minimal answers their SDKs validate; any other path answers a small echo.
+    Admitted requests get their answer; excess ones ``429`` with
+    ``{"error": "rate_limited", "retry_after": seconds}`` and, unless disabled,
+    ``Retry-After``. ``GET /__stats`` returns :meth:`stats` as JSON; ``POST
+    /__reset`` clears counters and limiter state.
 
     Args:
         config: the quota and behaviour; defaults to ``MockAPIConfig()``.
@@ -536,7 +539,9 @@ class MockAPI:
         self, path: str, method: str, body: bytes, admitted: int
     ) -> tuple[int, dict[str, Any]]:
         """What an admitted request gets: the document store under ``/documents``,
-        a small echo anywhere else."""
+        the model vendors' endpoints (``_vendor``), a small echo anywhere else."""
+        if method == "POST" and path in _VENDOR_ENDPOINTS:
+            return _vendor(path, body, admitted)
         parts = path.strip("/").split("/")
         if parts[0] != "documents" or len(parts) > 2:
             return 200, {"ok": True, "method": method, "path": path, "n": admitted}
@@ -607,6 +612,54 @@ class MockAPI:
     def __repr__(self) -> str:
         c = self.config
         return f"<MockAPI {c.algorithm} {c.limit}/{c.window:g}s>"
+
+
+# The endpoints the OpenAI and Anthropic SDKs' first calls use, at the paths their
+# clients build from a base URL (OpenAI's ends in ``/v1``, Anthropic's does not).
+_VENDOR_ENDPOINTS: Final = frozenset({"/v1/chat/completions", "/v1/responses", "/v1/messages"})
+
+
+def _vendor(path: str, body: bytes, admitted: int) -> tuple[int, dict[str, Any]]:
+    """A minimal answer each SDK validates strictly (its required fields, no more):
+    a chat completion, a response, a message, echoing the model asked for."""
+    try:
+        asked = json.loads(body or b"null")
+    except ValueError:
+        asked = None
+    if not isinstance(asked, dict) or not isinstance(asked.get("model"), str):
+        error = {"type": "invalid_request_error", "message": "a JSON body with a 'model'"}
+        return 400, {"type": "error", "error": error}
+    model = asked["model"]
+    if path == "/v1/chat/completions":
+        message = {"role": "assistant", "content": "ok"}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        return 200, {
+            "id": f"chatcmpl-{admitted}",
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [choice],
+        }
+    if path == "/v1/responses":
+        return 200, {
+            "id": f"resp_{admitted}",
+            "object": "response",
+            "created_at": 0,
+            "model": model,
+            "output": [],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+        }
+    return 200, {
+        "id": f"msg_{admitted}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": "ok"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 1, "output_tokens": 1},
+    }
 
 
 async def _read_body(receive: Receive, limit: int = 1 << 20) -> bytes:

@@ -267,3 +267,34 @@ async def test_writes_have_their_own_stricter_window() -> None:
     assert (stats.received, stats.rejected) == (9, 2)
     with pytest.raises(ValueError, match="write_limit"):
         MockAPIConfig(write_limit=0)
+
+
+async def test_the_model_vendors_endpoints_answer_what_their_sdks_require() -> None:
+    """The fields the OpenAI and Anthropic SDKs require under strict validation, the
+    model echoed; a body without a model is their 400; the quota's headers in the
+    vendor's dialect."""
+    app = MockAPI(MockAPIConfig(limit=10, window=1.0, dialect="anthropic"))
+    async with client_for(app) as client:
+        asked = {"model": "m-1", "messages": [{"role": "user", "content": "hi"}]}
+        chat = (await client.post("/v1/chat/completions", json=asked)).json()
+        assert chat["object"] == "chat.completion"
+        assert chat["model"] == "m-1"
+        assert chat["choices"][0]["message"]["role"] == "assistant"
+        assert {"id", "created", "choices"} <= chat.keys()
+        response = (await client.post("/v1/responses", json={"model": "m-1"})).json()
+        assert response["object"] == "response"
+        assert {"id", "created_at", "output", "parallel_tool_calls", "tool_choice", "tools"} <= (
+            response.keys()
+        )
+        answer = await client.post("/v1/messages", json={**asked, "max_tokens": 8})
+        message = answer.json()
+        assert (message["type"], message["role"], message["model"]) == (
+            "message",
+            "assistant",
+            "m-1",
+        )
+        assert message["usage"] == {"input_tokens": 1, "output_tokens": 1}
+        assert answer.headers["anthropic-ratelimit-requests-limit"] == "10"
+        bad = await client.post("/v1/messages", content=b"{}")
+        assert bad.status_code == 400
+        assert bad.json()["error"]["type"] == "invalid_request_error"
