@@ -29,6 +29,7 @@ from ._oauth import OAuth2RefreshToken as OAuth2RefreshToken
 from ._oauth import OAuth2Token as OAuth2Token
 from ._options import COST_EXTENSION as COST_EXTENSION
 from ._options import KEY_EXTENSION as KEY_EXTENSION
+from ._options import ThrottleOptions as ThrottleOptions
 from ._prometheus import PrometheusMetrics as PrometheusMetrics
 from ._rate import Rate as Rate
 from ._rate import SlidingWindow as SlidingWindow
@@ -91,6 +92,7 @@ __all__ = [
     "StatisticsSource",
     "SyncRateLimitedClient",
     "SyncRateLimitedTransport",
+    "ThrottleOptions",
     "ThrottleStatistics",
     "Throttled",
     "TokenBucket",
