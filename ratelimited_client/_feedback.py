@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Final
 
 from ._limiters import GCRALimiter, build_limiter
 from ._rate import Rate, SlidingWindow, TokenBucket
+from ._signals import CLOCK_STEP
 
 if TYPE_CHECKING:
     import random
@@ -70,8 +71,6 @@ _SPANS: Final = 64
 # second (slowapi), a cached ``Date``'s phase (uvicorn). A long window learned from resets
 # is searched this far below the estimate.
 _RESET_GRAIN: Final = 2.0
-# A reading of the server's clock this far behind the best is the clock set back.
-_CLOCK_STEP: Final = 5.0
 # The shortest full-refill reading may have been rounded down by the server: 2 % slack.
 _REFILL_MARGIN: Final = 1.02
 # The learned rate's key when it comes from 429s alone.
@@ -712,7 +711,7 @@ class ServerFeedback:
             # earlier: no slack for its processing or the trip) to that reset.
             offset = quota.reset_epoch - quota.reset_at
             best = self._offsets.get(name)
-            if best is None or offset > best or best - offset > _CLOCK_STEP:
+            if best is None or offset > best or best - offset > CLOCK_STEP:
                 best = self._offsets[name] = offset  # tighter, or the server's clock set back
             spans = self._spans.setdefault(name, {})
             if quota.reset_epoch not in spans:

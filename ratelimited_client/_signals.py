@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
 __all__ = [
+    "CLOCK_STEP",
     "DEFAULT_DIALECTS",
     "MAX_RESET",
     "Dialect",
@@ -61,8 +62,9 @@ logger = logging.getLogger("ratelimited_client")
 # (its drift against ours over that span is milliseconds at worst).
 _CLOCK_HORIZON: Final = 60.0
 # A ``Date`` this far behind the estimate is the server's clock set back, not its grain
-# (a whole second) and a cached value (uvicorn's lags up to a second more).
-_CLOCK_STEP: Final = 5.0
+# (a whole second) and a cached value (uvicorn's lags up to a second more). The bucket
+# reads its learned windows' resets by the same rule.
+CLOCK_STEP: Final = 5.0
 # Origins whose clocks are kept per client, before they are forgotten.
 _CLOCKS_MAX: Final = 1024
 
@@ -96,7 +98,7 @@ class ServerClock:
             samples = self._samples
             while samples and samples[0][0] < received_at - _CLOCK_HORIZON:
                 samples.popleft()
-            if samples and samples[0][1] - offset > _CLOCK_STEP:
+            if samples and samples[0][1] - offset > CLOCK_STEP:
                 samples.clear()  # set back: what was seen before no longer holds
             while samples and samples[-1][1] <= offset:
                 samples.pop()

@@ -30,7 +30,8 @@ from ratelimited_client.testing._real_limiters import nginx_binary
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from ratelimited_client import RateTypes, ThrottleStatistics
+    from ratelimited_client import BucketStatistics, RateTypes, ThrottleStatistics
+    from ratelimited_client.testing import LimiterRecord
 
 pytestmark = [
     pytest.mark.anyio,
@@ -71,6 +72,17 @@ async def drive(
         elapsed = time.monotonic() - started
         stats = client.statistics()
     return statuses, elapsed, stats
+
+
+async def drive_to_the_end(
+    limiter: NginxLimiter | SlowapiLimiter, total: int, concurrency: int, rate: RateTypes | None
+) -> tuple[LimiterRecord, BucketStatistics, float]:
+    """``drive``, every request answered 200; what the limiter saw, the one bucket's
+    statistics and the elapsed time."""
+    statuses, elapsed, stats = await drive(limiter.url, total, concurrency, rate)
+    assert statuses == [200] * total
+    (bucket,) = stats.buckets.values()
+    return limiter.record(), bucket, elapsed
 
 
 def window_least(total: int, limit: int, window: float) -> float:
@@ -149,11 +161,8 @@ async def test_not_told_nginx_is_learned_from_bare_429s(
     10 % of 50 ms on a quiet machine (the benchmark's figure); with a burst, the burst
     and its refill are learned."""
     nginx = nginx_20_per_second
-    statuses, elapsed, stats = await drive(nginx.url, 200, 100, None)
-    record = nginx.record()
-    assert statuses == [200] * 200
+    record, bucket, elapsed = await drive_to_the_end(nginx, 200, 100, None)
     assert record.rejected <= 5, record.rejected
-    (bucket,) = stats.buckets.values()
     learned = bucket.learned_rate
     assert learned is not None
     assert 20 * LEARNED_FLOOR <= learned.per_second <= 20 * 1.1, learned
@@ -169,11 +178,8 @@ async def test_told_a_burst_rate_nginx_without_burst_corrects_it(
     then keeps 20/s evenly spaced, says so in a WARNING and its statistics, and
     nginx rejects nothing more."""
     with NginxLimiter(20) as nginx, caplog.at_level("WARNING", logger="ratelimited_client"):
-        statuses, elapsed, stats = await drive(nginx.url, 100, 50, Rate(20, 1.0))
-        record = nginx.record()
-    assert statuses == [200] * 100
+        record, bucket, elapsed = await drive_to_the_end(nginx, 100, 50, Rate(20, 1.0))
     assert record.rejected <= 5, record.rejected
-    (bucket,) = stats.buckets.values()
     assert bucket.corrected == TokenBucket(Rate(20, 1.0), burst=1)
     notices = [r for r in caplog.records if getattr(r, "event", None) == "rate_corrected"]
     assert len(notices) == 1
@@ -189,11 +195,8 @@ async def test_not_told_slowapis_fixed_window_is_read_from_its_resets() -> None:
     rather than a window of pacing. No 429 but a rejected probe's (the search's
     question, at most three), the learned window never shorter than the true one."""
     with SlowapiLimiter("30/5 seconds", strategy="fixed-window") as api:
-        statuses, elapsed, stats = await drive(api.url, 60, 30, None)
-        record = api.record()
-    assert statuses == [200] * 60
+        record, bucket, elapsed = await drive_to_the_end(api, 60, 30, None)
     assert record.rejected <= 3, record.rejected
-    (bucket,) = stats.buckets.values()
     learned = bucket.learned_rate
     assert learned is not None
     assert learned.limit == 30
