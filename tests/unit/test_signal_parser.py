@@ -6,15 +6,35 @@ exactly WALL (so absolute times are exact) unless a case says otherwise.
 
 from __future__ import annotations
 
+import ast
 import math
 import random
+import subprocess
+import sys
+import textwrap
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from ratelimited_client import DEFAULT_DIALECTS, QuotaState, SignalContext, parse_signal
-from ratelimited_client._signals import MAX_RESET, ServerClock, parse_go_duration
+import ratelimited_client
+from ratelimited_client import (
+    DEFAULT_DIALECTS,
+    QuotaState,
+    RateLimitSignal,
+    SignalContext,
+    parse_signal,
+)
+from ratelimited_client._signals import (
+    MAX_RESET,
+    HeaderMap,
+    PlainHeaders,
+    ServerClock,
+    parse_go_duration,
+    scan_headers,
+)
 
 T = 1000.0  # received_at, monotonic
 WALL = 1_767_225_600.0  # 2026-01-01T00:00:00Z, the server's (and client's) wall clock
@@ -902,3 +922,94 @@ def test_an_epoch_reset_is_read_against_the_clock_of_many_answers() -> None:
     shared = parse_signal(200, headers, received_at=0.9, wall_now=0.0, server_clock=clock)
     assert alone.quotas[0].reset_at == pytest.approx(10.9)
     assert shared.quotas[0].reset_at == pytest.approx(10.1)
+
+
+# -- the headers, without an HTTP library -----------------------------------------------
+
+
+def test_a_dict_a_list_of_pairs_and_httpx_headers_read_alike() -> None:
+    """Plain headers are read as ``httpx.Headers`` are (no HTTP library converts them
+    any more): the same signal, the same scan, and a dialect of your own sees the same
+    names and values in ``ctx.headers``."""
+    pairs = [
+        ("Date", DATE),
+        ("Retry-After", "7"),
+        ("X-RateLimit-Limit", "10"),
+        ("X-RateLimit-Remaining", "0"),
+        ("X-RateLimit-Reset", str(int(WALL) + 30)),
+        ("x-ratelimit-limit-tokens", "100"),
+        ("X-RateLimit-Remaining-Tokens", "3"),
+        ("x-ratelimit-reset-tokens", "6m0s"),
+        ("Anthropic-RateLimit-Requests-Limit", "5"),
+        ("anthropic-ratelimit-requests-remaining", "1"),
+        ("x-ms-ratelimit-remaining-resource", "A;1,B;2"),
+        ("Content-Length", "12"),
+        ("Age", "0"),
+    ]
+    seen: list[object] = []
+
+    def peek(ctx: SignalContext) -> None:
+        headers = ctx.headers
+        seen.append((list(headers), headers.multi_items(), headers.get("RETRY-AFTER")))
+
+    def read_as(headers: HeaderMap | dict[str, str] | list[tuple[str, str]]) -> RateLimitSignal:
+        dialects = [*DEFAULT_DIALECTS, peek]
+        return parse_signal(429, headers, received_at=T, wall_now=WALL, dialects=dialects)
+
+    signals = [read_as(dict(pairs)), read_as(pairs), read_as(httpx.Headers(pairs))]
+    assert signals[0] == signals[1] == signals[2]
+    assert signals[0].dialects == ("x-ratelimit", "openai", "anthropic", "azure")
+    assert signals[0].retry is not None
+    assert signals[0].retry.delay == 7.0
+    assert seen[0] == seen[1] == seen[2]
+    assert scan_headers(PlainHeaders(pairs)) == scan_headers(httpx.Headers(pairs))
+
+    # A repeated name keeps every line, in a list of pairs as in httpx.Headers.
+    repeated = [
+        ("X-RateLimit-Remaining", "5"),
+        ("x-ratelimit-remaining", "2"),
+        ("X-RateLimit-Limit", "10"),
+        ("Content-Length", "1"),
+        ("content-length", "2"),
+    ]
+    assert read_as(repeated) == read_as(httpx.Headers(repeated))
+    assert only(read_as(repeated), dialect="x-ratelimit").remaining == 2
+    assert seen[-2] == seen[-1]
+    assert scan_headers(PlainHeaders(repeated)) == scan_headers(httpx.Headers(repeated))
+    assert PlainHeaders(repeated).get("X-RATELIMIT-REMAINING") == "5, 2"
+
+
+def test_the_signals_code_imports_no_http_library() -> None:
+    """The same parser reads httpx's and httpx2's answers: it names neither in an
+    import, and it runs where neither can be imported."""
+    root = Path(ratelimited_client.__file__).parent
+    sources = [*sorted((root / "_signals").glob("*.py")), root / "_sf.py"]
+    assert len(sources) > 2
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            else:
+                continue
+            for module in modules:
+                assert module.split(".")[0] not in ("httpx", "httpx2"), (source, module)
+    # The package alone, without ratelimited_client/__init__ (which imports httpx), in a
+    # process where importing httpx or httpx2 fails.
+    program = textwrap.dedent(
+        f"""
+        import sys, types
+        sys.modules["httpx"] = sys.modules["httpx2"] = None
+        package = types.ModuleType("ratelimited_client")
+        package.__path__ = [{str(root)!r}]
+        sys.modules["ratelimited_client"] = package
+        from ratelimited_client._signals import parse_signal
+        signal = parse_signal(429, {{"Retry-After": "3"}}, received_at=0.0, wall_now=0.0)
+        assert signal.retry is not None and signal.retry.delay == 3.0, signal
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
