@@ -36,7 +36,7 @@ class GCRALimiter:
     until settled; settling dates them at the response.
 
     ``tat`` and ``last_now`` are read and written in place by the throttle's fast
-    path (``Throttle.acquire`` and ``ThrottleCore._settle``), which repeats
+    path (``Throttle.acquire`` and ``ThrottleCore.settle_permit``), which repeats
     :meth:`try_take` and :meth:`settle_dated` inline to save two calls per request;
     a test holds the two to the same decisions.
     """

@@ -1,6 +1,6 @@
 """The throttle's fast path against the limiters' own decisions.
 
-``Throttle.acquire`` repeats ``GCRALimiter.try_take`` inline and ``_settle`` repeats
+``Throttle.acquire`` repeats ``GCRALimiter.try_take`` inline and ``settle_permit`` repeats
 ``settle_dated``, and takes any other limiter (sliding windows, several rates)
 through ``try_acquire``, to save calls on the path most requests take. These
 tests hold the fast path to a reference limiter on random schedules: a request
@@ -138,15 +138,15 @@ def test_fast_path_is_taken_when_nothing_else_can_say_no() -> None:
             (TokenBucket(Rate(5, 1.0), burst=5),), clock=FakeClock(), slow_start=False
         )
         permit = await throttle.acquire("k")
-        assert permit._fast is not None
-        assert permit._tickets == ()
+        assert permit.fast_limiter is not None
+        assert permit.tickets == ()
         permit.release()
         latency_proof = Throttle(
             (TokenBucket(Rate(5, 1.0), burst=5),), clock=FakeClock(), latency_proof=True
         )
         slow = await latency_proof.acquire("k")
-        assert slow._fast is None
-        assert slow._tickets != ()
+        assert slow.fast_limiter is None
+        assert slow.tickets != ()
         slow.release()
         # Sliding windows take it too, through try_acquire: one ticket for the composite.
         windows = Throttle(
@@ -158,7 +158,7 @@ def test_fast_path_is_taken_when_nothing_else_can_say_no() -> None:
         bucket = windows._buckets["k"]
         assert bucket.fast
         assert bucket.fast_other is bucket.limiter
-        assert [limiter for limiter, _ in permit._tickets] == [bucket.limiter]
+        assert [limiter for limiter, _ in permit.tickets] == [bucket.limiter]
         permit.release()
 
     anyio.run(main)

@@ -1,0 +1,274 @@
+"""The throttle for async code (``Throttle``): the fast path inline, the queue,
+the head's sleep and the shared backend's round trips, waiting with anyio
+(asyncio or trio) on top of :class:`ThrottleCore`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from typing import TYPE_CHECKING
+
+import anyio
+
+from .._errors import BackendUnavailableError
+from ._core import ThrottleCore, _check_deadline
+from ._permit import Permit
+from ._waiting import _FifoSemaphore, _resolve, _running_asyncio_loop, _Waiter
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable
+
+    from .._backends import RemoteAdmission
+    from .._limiters import Limiter, Ticket
+    from ._bucket import _Bucket
+
+__all__ = ["Throttle"]
+
+logger = logging.getLogger("ratelimited_client")
+
+
+class Throttle(ThrottleCore):
+    """Private. The gate for async code: waits with anyio (asyncio or trio)."""
+
+    def _init_waiting(self) -> None:
+        self._semaphore = _FifoSemaphore(self.max_concurrency) if self.max_concurrency else None
+
+    def _take_slot(self) -> bool:
+        return self._semaphore is None or self._semaphore.try_acquire()
+
+    def _slot_free(self) -> bool:
+        semaphore = self._semaphore
+        return semaphore is None or (semaphore.waiting == 0 and semaphore.in_use < semaphore.total)
+
+    def _give_slot(self) -> None:
+        if self._semaphore is not None:
+            self._semaphore.release()
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+        if self._semaphore is not None:
+            self._semaphore.release()
+
+    def permit_done(self, permit: Permit, *, settle: bool) -> None:
+        # Settling and freeing the slot in one call (``settle_permit`` and ``_release``).
+        if settle:
+            self.settle_permit(permit)
+        self._in_flight -= 1
+        if self._semaphore is not None:
+            self._semaphore.release()
+
+    # -- the way in ---------------------------------------------------------------
+
+    async def acquire(
+        self,
+        key: Hashable,
+        cost: float = 1.0,
+        *,
+        origin: str | None = None,
+        deadline: float | None = None,
+    ) -> Permit:
+        """Wait until a request of ``cost`` on bucket ``key`` may be sent; never over quota.
+
+        ``origin`` (``scheme://host:port``) makes origin-wide server pauses apply.
+        With a ``deadline`` (on this clock), a wait known to end after it fails at once.
+
+        Raises:
+            QueueFullError: ``max_queued`` requests already wait (nothing was queued).
+            RetryAfterTooLongError: the server paused this bucket for longer than allowed.
+            DeadlineExceededError: the wait for a slot would end after ``deadline``.
+            ValueError: ``cost`` can never fit the bucket's quota.
+        """
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._bucket(key)
+        # The fast path, as ``_fast_admit`` with ``GCRALimiter.try_take`` inline: for
+        # most requests this is the whole cost of the throttle.
+        semaphore = self._semaphore
+        if (
+            bucket.fast
+            and not bucket.live
+            and not bucket.holds
+            and (origin is None or not self._origin_pauses)
+            and (
+                semaphore is None or (not semaphore.waiting and semaphore.in_use < semaphore.total)
+            )
+        ):
+            now = self._now()
+            limiter = bucket.fast_limiter
+            if bucket.feedback.is_quiet(now):
+                tickets: tuple[tuple[Limiter, Ticket], ...] = ()
+                if limiter is None:
+                    other = bucket.fast_other
+                    if other is None:
+                        admit = True
+                    else:
+                        ticket = other.try_acquire(now, cost)
+                        admit = ticket is not None
+                        if ticket is not None:
+                            tickets = ((other, ticket),)
+                elif limiter.pending or now < limiter.last_now:
+                    admit = False  # the general path knows these cases
+                else:
+                    limiter.last_now = now
+                    base = limiter.tat if limiter.tat > now else now
+                    admit = base + (cost - limiter.burst) * limiter.interval - now <= 1e-9
+                    if admit:
+                        limiter.tat = base + cost * limiter.interval
+                if admit:
+                    if semaphore is not None:
+                        semaphore.in_use += 1
+                    bucket.outstanding += 1
+                    bucket.admitted += 1
+                    self._admitted += 1
+                    self._in_flight += 1
+                    return Permit(self, bucket, tickets, now, limiter, cost)
+        self._check_too_long(bucket, self.clock.now())
+        self._check_cost(bucket, cost)
+        if bucket.live == 0 and bucket.remote is None:
+            permit = self._try_admit(bucket, cost, origin)
+            if permit is not None:
+                return permit
+        self._check_queue()
+        self._queued += 1
+        # Waiting in line, inline (no coroutine frame of its own): a queued request's
+        # memory is mostly frames, and 100,000 may wait at once.
+        try:
+            waiter = _Waiter()
+            bucket.waiters.append(waiter)
+            bucket.live += 1
+            # The front of the deque is always the live head (cancelled waiters behind
+            # it are purged when it leaves), so live == 1 means this one is the head.
+            if bucket.live > 1:
+                waiter.arm()
+                signal = waiter.signal
+                try:
+                    if isinstance(signal, asyncio.Future):
+                        await signal  # a bare future: no frame either
+                    else:
+                        await waiter.wait()
+                except BaseException:
+                    if waiter.promoted:
+                        self._next_head(bucket)  # made head as it was cancelled: pass it on
+                    else:
+                        waiter.cancelled = True  # skipped when its turn comes
+                        bucket.live -= 1
+                    raise
+            try:
+                return await self._serve_head(bucket, cost, origin, deadline)
+            except BaseException:
+                self._next_head(bucket)
+                raise
+        finally:
+            self._queued -= 1
+
+    async def _serve_head(
+        self, bucket: _Bucket, cost: float, origin: str | None, deadline: float | None
+    ) -> Permit:
+        semaphore = self._semaphore
+        holding = False
+        remote: RemoteAdmission | None = None
+        retry_at = -math.inf  # when the shared backend said to come back (local kicks
+        # cannot make room there: re-dating only ever moves slots later)
+        try:
+            while True:
+                now = self.clock.now()
+                self._check_too_long(bucket, now)
+                wait = max(self._wait_time(bucket, now, cost, origin), retry_at - now)
+                if wait <= 0:
+                    if semaphore is not None and not holding:
+                        if not semaphore.try_acquire():
+                            await semaphore.acquire()
+                            holding = True
+                            continue  # then check the limiter again at the new "now"
+                        holding = True
+                    if bucket.remote is None:
+                        break
+                    # One round trip: admitted, or told when to come back (no polling).
+                    remote, wait = await self._remote_acquire(bucket, cost)
+                    if wait <= 0:
+                        break
+                    now = self.clock.now()
+                    retry_at = now + wait
+                _check_deadline(deadline, now, wait)
+                if holding:
+                    assert semaphore is not None  # noqa: S101
+                    semaphore.release()  # never hold concurrency while sleeping
+                    holding = False
+                await self._sleep_head(bucket, now + wait)
+        except BaseException:
+            if holding:
+                assert semaphore is not None  # noqa: S101
+                semaphore.release()
+            raise
+        permit = self._admit(bucket, cost, now)
+        permit.remote = remote
+        self._next_head(bucket)
+        return permit
+
+    async def _remote_acquire(
+        self, bucket: _Bucket, cost: float
+    ) -> tuple[RemoteAdmission | None, float]:
+        backend = self.backend
+        assert backend is not None  # noqa: S101
+        assert bucket.remote is not None  # noqa: S101
+        try:
+            decision = await backend.acquire(
+                str(bucket.key), self._remote_specs(bucket), cost, learned=not bucket.remote
+            )
+        except BackendUnavailableError as error:
+            return self._unavailable(bucket, cost, error)
+        return self._decided(bucket, decision)
+
+    async def after_answer(self, permit: Permit, pauses: list[tuple[float, str]]) -> None:
+        """Tell the shared backend: re-date the admission, publish the server's pauses."""
+        backend = self.backend
+        bucket = permit.bucket
+        if backend is None or bucket.remote is None:
+            return
+        try:
+            if permit.remote is not None:
+                await backend.settle(permit.remote)
+            for delay, _ in pauses:
+                await backend.pause(str(permit.key), delay)
+            learned = self._to_publish(bucket)
+            if learned is not None:
+                bucket.shared_rate = await backend.learn(str(permit.key), learned)
+        except BackendUnavailableError as error:
+            logger.debug("could not update the backend after an answer: %s", error)
+
+    async def _sleep_head(self, bucket: _Bucket, deadline: float) -> None:
+        """Sleep until ``deadline`` or until ``bucket.kick()``, whichever is first."""
+        if self._real_time and math.isfinite(deadline):
+            loop = _running_asyncio_loop()
+            if loop is not None:
+                # On asyncio a bare future and one timer: a third of the CPU of a cancel
+                # scope around a sleep, paid on every queued admission.
+                wake = bucket.head_wake = loop.create_future()
+                timer = loop.call_later(max(0.0, deadline - time.monotonic()), _resolve, wake)
+                try:
+                    await wake
+                finally:
+                    timer.cancel()
+                    bucket.head_wake = None
+                return
+        with anyio.CancelScope() as scope:
+            bucket.head_scope = scope
+            try:
+                await self.clock.sleep_until(deadline)
+            finally:
+                bucket.head_scope = None
+
+    def _next_head(self, bucket: _Bucket) -> None:
+        """The head leaves (admitted or cancelled): promote the next live waiter."""
+        waiters = bucket.waiters
+        waiters.popleft()
+        bucket.live -= 1
+        while waiters and waiters[0].cancelled:
+            waiters.popleft()
+        if waiters:
+            head = waiters[0]
+            head.promoted = True
+            head.wake()

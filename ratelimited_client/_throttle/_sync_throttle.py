@@ -1,0 +1,176 @@
+"""The throttle for threads (``SyncThrottle``): the same core as the async one,
+waiting on one condition variable under one lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from typing import TYPE_CHECKING
+
+from .._errors import BackendUnavailableError
+from ._core import ThrottleCore, _check_deadline
+from ._permit import SyncPermit
+from ._waiting import _Waiter
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable
+
+    from .._backends import RemoteAdmission
+    from ._bucket import ThrottleStatistics, _Bucket
+    from ._permit import Permit
+
+__all__ = ["SyncThrottle"]
+
+logger = logging.getLogger("ratelimited_client")
+
+
+class SyncThrottle(ThrottleCore):
+    """Private. The gate for threads (and gevent greenlets, once gevent has patched
+    ``threading``): the same bookkeeping as :class:`Throttle`, waiting on one
+    condition variable. Each bucket serves its queue in order; the head sleeps
+    until the limiter's next slot or until something changes (a slot settles,
+    an answer arrives, a concurrency slot frees), never polling.
+
+    ``lock`` guards every change, the permits' included (:class:`SyncPermit` takes it).
+    """
+
+    permit_class = SyncPermit
+
+    def _init_waiting(self) -> None:
+        self.lock = threading.RLock()
+        self._changed = threading.Condition(self.lock)
+        self._slots_in_use = 0
+
+    # -- concurrency slots (under the lock) -----------------------------------------
+
+    def _take_slot(self) -> bool:
+        if self.max_concurrency is None:
+            return True
+        if self._slots_in_use < self.max_concurrency:
+            self._slots_in_use += 1
+            return True
+        return False
+
+    def _slot_free(self) -> bool:
+        return self.max_concurrency is None or self._slots_in_use < self.max_concurrency
+
+    def _give_slot(self) -> None:
+        if self.max_concurrency is not None:
+            self._slots_in_use -= 1
+            self._changed.notify_all()
+
+    def kick(self, bucket: _Bucket) -> None:
+        self._changed.notify_all()
+
+    # -- the way in -----------------------------------------------------------------
+
+    def acquire_sync(
+        self,
+        key: Hashable,
+        cost: float = 1.0,
+        *,
+        origin: str | None = None,
+        deadline: float | None = None,
+    ) -> Permit:
+        """Block until a request of ``cost`` on bucket ``key`` may be sent (see
+        :meth:`Throttle.acquire`; same errors)."""
+        with self.lock:
+            bucket = self._bucket(key)
+            permit = self._fast_admit(bucket, cost, origin, self._now())
+            if permit is not None:
+                return permit
+            self._check_too_long(bucket, self.clock.now())
+            self._check_cost(bucket, cost)
+            if bucket.live == 0 and bucket.remote is None:
+                permit = self._try_admit(bucket, cost, origin)
+                if permit is not None:
+                    return permit
+            self._check_queue()
+            waiter = _Waiter()
+            bucket.waiters.append(waiter)
+            bucket.live += 1
+            self._queued += 1
+            try:
+                return self._wait_turn(bucket, waiter, cost, origin, deadline)
+            finally:
+                self._queued -= 1
+                bucket.live -= 1
+                if bucket.waiters and bucket.waiters[0] is waiter:
+                    bucket.waiters.popleft()
+                else:
+                    bucket.waiters.remove(waiter)
+                self._changed.notify_all()  # the next in line may go
+
+    def _wait_turn(
+        self,
+        bucket: _Bucket,
+        waiter: _Waiter,
+        cost: float,
+        origin: str | None,
+        deadline: float | None,
+    ) -> Permit:
+        retry_at = -math.inf  # when the shared backend said to come back
+        while True:
+            if bucket.waiters[0] is not waiter:
+                self._changed.wait()
+                continue
+            now = self.clock.now()
+            self._check_too_long(bucket, now)
+            wait = max(self._wait_time(bucket, now, cost, origin), retry_at - now)
+            if wait <= 0:
+                if not self._take_slot():
+                    self._changed.wait()  # a slot frees: notified
+                    continue
+                if bucket.remote is None:
+                    return self._admit(bucket, cost, now)
+                try:
+                    remote, wait = self._remote_acquire_sync(bucket, cost)
+                except BaseException:
+                    self._give_slot()
+                    raise
+                if wait <= 0:
+                    permit = self._admit(bucket, cost, now)
+                    permit.remote = remote
+                    return permit
+                self._give_slot()  # never hold concurrency while sleeping
+                now = self.clock.now()
+                retry_at = now + wait
+            _check_deadline(deadline, now, wait)
+            self._changed.wait(None if math.isinf(wait) else wait)
+
+    def _remote_acquire_sync(
+        self, bucket: _Bucket, cost: float
+    ) -> tuple[RemoteAdmission | None, float]:
+        backend = self.backend
+        assert backend is not None  # noqa: S101
+        assert bucket.remote is not None  # noqa: S101
+        try:
+            decision = backend.acquire_sync(
+                str(bucket.key), self._remote_specs(bucket), cost, learned=not bucket.remote
+            )
+        except BackendUnavailableError as error:
+            return self._unavailable(bucket, cost, error)
+        return self._decided(bucket, decision)
+
+    def after_answer_sync(self, permit: Permit, pauses: list[tuple[float, str]]) -> None:
+        """Tell the shared backend: re-date the admission, publish the server's pauses."""
+        backend = self.backend
+        bucket = permit.bucket
+        if backend is None or bucket.remote is None:
+            return
+        try:
+            if permit.remote is not None:
+                backend.settle_sync(permit.remote)
+            for delay, _ in pauses:
+                backend.pause_sync(str(permit.key), delay)
+            learned = self._to_publish(bucket)
+            if learned is not None:
+                bucket.shared_rate = backend.learn_sync(str(permit.key), learned)
+        except BackendUnavailableError as error:
+            logger.debug("could not update the backend after an answer: %s", error)
+
+    def statistics(self) -> ThrottleStatistics:
+        with self.lock:
+            return super().statistics()
