@@ -1,4 +1,6 @@
-"""Overhead of the throttle: RateLimitedClient vs a plain httpx.AsyncClient.
+"""Overhead of the throttle: RateLimitedClient vs a plain httpx.AsyncClient, and the
+same for the httpx2 stack (``ratelimited_client.httpx2.RateLimitedClient`` vs a
+plain ``httpx2.AsyncClient``).
 
 Both send the same requests to the bundled mock API on 127.0.0.1 (in a process
 of its own) with limits far above what they can reach, so the throttle never
@@ -34,15 +36,24 @@ from typing import Any
 
 import anyio
 import httpx
+import httpx2
 from _upstream import Upstream
 
-from ratelimited_client import Rate, RateLimitedClient
+import ratelimited_client
+import ratelimited_client.httpx2
+from ratelimited_client import Rate
 from ratelimited_client.testing import MockAPIConfig
+
+# Each stack: its HTTP library and the module of its adapters.
+STACKS: dict[str, tuple[Any, Any]] = {
+    "httpx": (httpx, ratelimited_client),
+    "httpx2": (httpx2, ratelimited_client.httpx2),
+}
 
 _HEADERS = {"date": "Wed, 25 Nov 2026 15:00:00 GMT", "content-type": "application/json"}
 
 
-async def throughput(client: httpx.AsyncClient, total: int, concurrency: int) -> float:
+async def throughput(client: Any, total: int, concurrency: int) -> float:
     todo = iter(range(total))
     failures = 0
 
@@ -61,23 +72,25 @@ async def throughput(client: httpx.AsyncClient, total: int, concurrency: int) ->
     return total / elapsed
 
 
-def _client(kind: str, **options: Any) -> httpx.AsyncClient:
+def _client(kind: str, stack: str = "httpx", **options: Any) -> Any:
+    library, adapters = STACKS[stack]
     if kind == "plain":
-        return httpx.AsyncClient(**options)
-    return RateLimitedClient(
+        return library.AsyncClient(**options)
+    return adapters.RateLimitedClient(
         rate=[Rate(1_000_000, 1.0), Rate(50_000_000, 60.0)], max_concurrency=100, **options
     )
 
 
 async def _paired(
-    url: str, connections: int, requests: int, concurrency: int, rounds: int
+    url: str, connections: int, requests: int, concurrency: int, rounds: int, stack: str = "httpx"
 ) -> dict[str, Any]:
     """``rounds`` rounds of both clients back to back, the order alternating."""
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    library, _ = STACKS[stack]
+    limits = library.Limits(max_connections=connections, max_keepalive_connections=connections)
     runs: dict[str, list[float]] = {"plain": [], "ours": []}
     for round_ in range(rounds):
         for kind in ("plain", "ours") if round_ % 2 == 0 else ("ours", "plain"):
-            async with _client(kind, base_url=url, limits=limits) as client:
+            async with _client(kind, stack, base_url=url, limits=limits) as client:
                 runs[kind].append(await throughput(client, requests, concurrency))
     ratios = [o / p for o, p in zip(runs["ours"], runs["plain"], strict=True)]
     quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
@@ -96,19 +109,23 @@ async def _paired(
     }
 
 
-async def in_process(requests: int = 4000, repeats: int = 7) -> dict[str, float]:
+async def in_process(
+    requests: int = 4000, repeats: int = 7, stack: str = "httpx"
+) -> dict[str, float]:
     """CPU per request over an in-memory transport, one request at a time: the
     library's own cost with no network, no pool and no server (the least of
     ``repeats`` runs, alternated)."""
+    library, _ = STACKS[stack]
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=b'{"ok": true}', headers=_HEADERS)
+    def answer(request: Any) -> Any:
+        return library.Response(200, content=b'{"ok": true}', headers=_HEADERS)
 
     best = {"plain": math.inf, "ours": math.inf}
     for _ in range(repeats):
         for kind in best:
-            transport = httpx.MockTransport(answer)
-            async with _client(kind, base_url="http://127.0.0.1:1", transport=transport) as c:
+            transport = library.MockTransport(answer)
+            url = "http://127.0.0.1:1"
+            async with _client(kind, stack, base_url=url, transport=transport) as c:
                 for i in range(200):
                     await c.get(f"/items/{i}")
                 gc.collect()
@@ -121,6 +138,7 @@ async def in_process(requests: int = 4000, repeats: int = 7) -> dict[str, float]
         "plain_us": best["plain"],
         "ours_us": best["ours"],
         "overhead_us": best["ours"] - best["plain"],
+        "ratio": best["ours"] / best["plain"],
     }
 
 
@@ -129,13 +147,17 @@ async def measure(
 ) -> dict[str, Any]:
     """The ratio with one connection per concurrent request (the result), the same
     with a pool of ``small_pool`` connections (``small_pool``), and the CPU per
-    request in process (``in_process``)."""
+    request in process (``in_process``); under ``"httpx2"`` the first and the last
+    for the httpx2 stack."""
+    quick = requests < 1000  # the test suite's smoke run
     with Upstream(MockAPIConfig(limit=10_000_000, window=1.0)) as upstream:
         result = await _paired(upstream.url, concurrency, requests, concurrency, rounds)
         small = await _paired(upstream.url, small_pool, requests, concurrency, rounds)
+        other = await _paired(upstream.url, concurrency, requests, concurrency, rounds, "httpx2")
     result["small_pool"] = small
-    quick = requests < 1000  # the test suite's smoke run
     result["in_process"] = await in_process(*((400, 1) if quick else (4000, 7)))
+    other["in_process"] = await in_process(*((400, 1, "httpx2") if quick else (4000, 7, "httpx2")))
+    result["httpx2"] = other
     return result
 
 
@@ -156,8 +178,11 @@ def report(result: dict[str, Any]) -> str:
         cpu = result["in_process"]
         lines.append(
             f"{'in process':<24}: {cpu['plain_us']:.1f} µs of CPU per request plain, "
-            f"{cpu['ours_us']:.1f} ours: {cpu['overhead_us']:.1f} µs added"
+            f"{cpu['ours_us']:.1f} ours: {cpu['overhead_us']:.1f} µs added "
+            f"({cpu['ours_us'] / cpu['plain_us']:.2f} ×)"
         )
+    if "httpx2" in result:
+        lines += ["httpx2:", *("  " + line for line in report(result["httpx2"]).splitlines())]
     return "\n".join(lines)
 
 

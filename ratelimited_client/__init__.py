@@ -7,7 +7,6 @@ limit in any window, bursts used, requests served in order.
 from __future__ import annotations
 
 from ._backends import RedisBackend as RedisBackend
-from ._client import RateLimitedClient as RateLimitedClient
 from ._errors import BackendUnavailableError as BackendUnavailableError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import DeadlineExceededError as DeadlineExceededError
@@ -24,8 +23,13 @@ from ._hooks import RequestSent as RequestSent
 from ._hooks import StatisticsSource as StatisticsSource
 from ._hooks import Throttled as Throttled
 from ._hooks import TokenEvent as TokenEvent
-from ._oauth import OAuth2ClientCredentials as OAuth2ClientCredentials
-from ._oauth import OAuth2RefreshToken as OAuth2RefreshToken
+from ._http import origin_key as origin_key
+from ._httpx import OAuth2ClientCredentials as OAuth2ClientCredentials
+from ._httpx import OAuth2RefreshToken as OAuth2RefreshToken
+from ._httpx import RateLimitedClient as RateLimitedClient
+from ._httpx import RateLimitedTransport as RateLimitedTransport
+from ._httpx import SyncRateLimitedClient as SyncRateLimitedClient
+from ._httpx import SyncRateLimitedTransport as SyncRateLimitedTransport
 from ._oauth import OAuth2Token as OAuth2Token
 from ._options import COST_EXTENSION as COST_EXTENSION
 from ._options import KEY_EXTENSION as KEY_EXTENSION
@@ -44,12 +48,8 @@ from ._signals import RateLimitSignal as RateLimitSignal
 from ._signals import RetryDirective as RetryDirective
 from ._signals import SignalContext as SignalContext
 from ._signals import parse_signal as parse_signal
-from ._sync import SyncRateLimitedClient as SyncRateLimitedClient
-from ._sync import SyncRateLimitedTransport as SyncRateLimitedTransport
 from ._throttle import BucketStatistics as BucketStatistics
 from ._throttle import ThrottleStatistics as ThrottleStatistics
-from ._transport import RateLimitedTransport as RateLimitedTransport
-from ._transport import origin_key as origin_key
 from ._types import KeyFunc as KeyFunc
 from ._types import RateTypes as RateTypes
 

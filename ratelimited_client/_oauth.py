@@ -1,4 +1,4 @@
-"""OAuth 2.0 as ``httpx.Auth``: client credentials and refresh tokens, refreshed once.
+"""OAuth 2.0 for every stack: client credentials and refresh tokens, refreshed once.
 
 However many requests find the token missing or about to expire, one token
 request is made (single-flight) and all of them use its answer; a failed
@@ -6,9 +6,13 @@ refresh fails exactly those waiters with ``TokenRefreshError`` and the next
 request tries again. A 401 from the API triggers one refresh (unless another
 request already got a newer token) and one replay; a second 401 is returned.
 
-Tokens are fetched with the auth object's own small ``httpx.AsyncClient``
-(its own timeout), so the token endpoint does not spend the API's quota.
-Secrets and tokens never appear in ``repr``, ``str``, logs or exceptions.
+Tokens are fetched with the auth object's own small client of the same HTTP
+library (its own timeout), so the token endpoint does not spend the API's
+quota. Secrets and tokens never appear in ``repr``, ``str``, logs or exceptions.
+
+The flows here are written once; each adapter module makes them an ``Auth`` of
+its library (``httpx.Auth``, ``httpx2.Auth``) by mixing in the library's class
+and naming its ``HttpLibrary``, whose clients post the token requests.
 """
 
 from __future__ import annotations
@@ -18,11 +22,10 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote
 
 import anyio
-import httpx
 
 from ._errors import ConfigurationError, TokenRefreshError
 from ._hooks import Dispatcher, TokenEvent
@@ -31,8 +34,15 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable, Generator
 
     from ._clock import Clock
+    from ._http import HttpLibrary
 
-__all__ = ["AUTH_EXTENSION", "OAuth2ClientCredentials", "OAuth2RefreshToken", "OAuth2Token"]
+__all__ = [
+    "AUTH_EXTENSION",
+    "ClientCredentialsGrant",
+    "OAuth2Base",
+    "OAuth2Token",
+    "RefreshTokenGrant",
+]
 
 _DETAIL_LIMIT = 200
 #: ``request.extensions`` key under which an OAuth auth object asks the transport
@@ -69,11 +79,13 @@ class _Flight:
         self.error: TokenRefreshError | None = None
 
 
-class _OAuth2Base(httpx.Auth):
+class OAuth2Base:
     """Private. The token cache, single-flight refresh and one replay on 401."""
 
     requires_response_body = False
     _grant_type = "unknown"
+    #: The HTTP library whose clients post the token requests (set by each adapter).
+    _library: ClassVar[HttpLibrary]
 
     def __init__(
         self,
@@ -82,7 +94,7 @@ class _OAuth2Base(httpx.Auth):
         client_auth: str,
         refresh_margin: float,
         timeout: float,
-        token_client: httpx.AsyncClient | httpx.Client | None,
+        token_client: Any,
         clock: Clock | None,
     ) -> None:
         if client_auth not in ("basic", "body"):
@@ -140,9 +152,7 @@ class _OAuth2Base(httpx.Auth):
 
     # -- the flow -----------------------------------------------------------------
 
-    def sync_auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
+    def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         token = self._current_sync()
         request.headers["Authorization"] = f"{token.token_type} {token.access_token}"
         request.extensions[AUTH_EXTENSION] = self
@@ -157,9 +167,7 @@ class _OAuth2Base(httpx.Auth):
         request.headers["Authorization"] = f"{token.token_type} {token.access_token}"
         yield request  # one replay; a second 401 goes to the caller
 
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+    async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         token = await self._current()
         request.headers["Authorization"] = f"{token.token_type} {token.access_token}"
         # A RateLimitedTransport calls ``before_send`` once the request has its slot:
@@ -173,7 +181,7 @@ class _OAuth2Base(httpx.Auth):
         request.headers["Authorization"] = f"{token.token_type} {token.access_token}"
         yield request  # one replay; a second 401 goes to the caller
 
-    async def before_send(self, request: httpx.Request) -> None:
+    async def before_send(self, request: Any) -> None:
         """Re-attach the token if it became due while the request was queued.
 
         Only a token this flow set is renewed: httpx drops ``Authorization`` from a
@@ -189,7 +197,7 @@ class _OAuth2Base(httpx.Auth):
     def _due(self, token: OAuth2Token | None, stale: OAuth2Token | None) -> bool:
         return token is None or token is stale or self._clock_now() >= self._due_at
 
-    def before_send_sync(self, request: httpx.Request) -> None:
+    def before_send_sync(self, request: Any) -> None:
         """Re-attach the token if it became due while the request was queued (threads);
         never to a request that lost its ``Authorization`` (see ``before_send``)."""
         if "Authorization" not in request.headers:
@@ -231,16 +239,17 @@ class _OAuth2Base(httpx.Auth):
     def _parse_or_raise_sync(self) -> OAuth2Token:
         data, headers = self._grant()
         self.refreshes += 1
-        client = self._client
+        client: Any = self._client
+        library = self._library
         try:
-            if isinstance(client, httpx.Client):
+            if isinstance(client, library.sync_client):
                 response = client.post(
                     self.token_url, data=data, headers=headers, timeout=self.timeout
                 )
             else:
-                with httpx.Client(timeout=self.timeout) as own:
+                with library.sync_client(timeout=self.timeout) as own:
                     response = own.post(self.token_url, data=data, headers=headers)
-        except httpx.HTTPError as exc:
+        except library.http_error as exc:
             raise TokenRefreshError(
                 f"the token endpoint could not be reached: {type(exc).__name__}"
             ) from None
@@ -291,23 +300,24 @@ class _OAuth2Base(httpx.Auth):
     async def _fetch(self) -> OAuth2Token:
         data, headers = self._grant()
         self.refreshes += 1
-        client = self._client
+        client: Any = self._client
+        library = self._library
         try:
-            if not isinstance(client, httpx.AsyncClient):
-                async with httpx.AsyncClient(timeout=self.timeout) as own:
+            if not isinstance(client, library.async_client):
+                async with library.async_client(timeout=self.timeout) as own:
                     response = await own.post(self.token_url, data=data, headers=headers)
             else:
                 response = await client.post(
                     self.token_url, data=data, headers=headers, timeout=self.timeout
                 )
-        except httpx.HTTPError as exc:
+        except library.http_error as exc:
             raise TokenRefreshError(
                 f"the token endpoint could not be reached: {type(exc).__name__}"
             ) from None
         received = self._clock_now()
         return self._parse(response, received)
 
-    def _parse(self, response: httpx.Response, received: float) -> OAuth2Token:
+    def _parse(self, response: Any, received: float) -> OAuth2Token:
         try:
             payload: Any = response.json()
         except ValueError:
@@ -375,35 +385,12 @@ def _basic(client_id: str, client_secret: str) -> str:
     return "Basic " + base64.b64encode(pair.encode()).decode()
 
 
-class OAuth2ClientCredentials(_OAuth2Base):
-    """The client-credentials grant (RFC 6749 §4.4) as an ``httpx.Auth``.
+class ClientCredentialsGrant(OAuth2Base):
+    """Private. The client-credentials grant (RFC 6749 §4.4): its form and its checks.
 
-    Usage::
-
-        auth = OAuth2ClientCredentials(
-            "https://auth.example.com/oauth/token", client_id="app", client_secret=SECRET,
-            scope="documents:read",
-        )
-        async with RateLimitedClient(base_url=API, auth=auth, rate="50/minute") as client:
-            ...
-
-    Args:
-        token_url: the token endpoint.
-        client_id: the client's id.
-        client_secret: the client's secret (never shown, logged or raised).
-        scope: the scope to ask for, if any.
-        audience: the ``audience`` parameter some providers need.
-        client_auth: ``"basic"`` (HTTP Basic, RFC 6749 §2.3.1, the default) or
-            ``"body"`` (id and secret in the form body).
-        refresh_margin: refresh this many seconds before the token expires
-            (at most half the token's lifetime, for short-lived tokens).
-        timeout: the token request's own timeout in seconds.
-        token_client: the ``httpx.AsyncClient`` (async flow) or ``httpx.Client``
-            (sync flow) for token requests (default: a short-lived one of its
-            own, outside the API's throttle).
-        clock: where time comes from (tests).
-
-    .. versionadded:: 0.1
+    Documented (and made an ``Auth``) by each adapter:
+    ``ratelimited_client.OAuth2ClientCredentials`` for httpx,
+    ``ratelimited_client.httpx2.OAuth2ClientCredentials`` for httpx2.
     """
 
     _grant_type = "client_credentials"
@@ -419,7 +406,7 @@ class OAuth2ClientCredentials(_OAuth2Base):
         client_auth: Literal["basic", "body"] = "basic",
         refresh_margin: float = 30.0,
         timeout: float = 10.0,
-        token_client: httpx.AsyncClient | httpx.Client | None = None,
+        token_client: Any = None,
         clock: Clock | None = None,
     ) -> None:
         super().__init__(
@@ -457,29 +444,12 @@ class OAuth2ClientCredentials(_OAuth2Base):
         return data, headers
 
 
-class OAuth2RefreshToken(_OAuth2Base):
-    """The refresh-token grant (RFC 6749 §6) as an ``httpx.Auth``.
+class RefreshTokenGrant(OAuth2Base):
+    """Private. The refresh-token grant (RFC 6749 §6): its form, rotation and ``on_token``.
 
-    Starts from an access and refresh token pair, refreshes with the refresh
-    token (once, however many requests need it), keeps the rotated refresh
-    token, and calls ``on_token`` with every new token so it can be persisted.
-
-    Args:
-        token_url: the token endpoint.
-        refresh_token: the refresh token to start from.
-        access_token: the current access token, if any.
-        expires_in: seconds the current access token has left, if known.
-        client_id: the client's id, if the provider wants it.
-        client_secret: the client's secret, if the provider wants one.
-        client_auth: ``"basic"`` or ``"body"``, as for client credentials.
-        on_token: called with each new :class:`OAuth2Token`.
-        refresh_margin: refresh this many seconds before the token expires
-            (at most half the token's lifetime, for short-lived tokens).
-        timeout: the token request's own timeout in seconds.
-        token_client: the ``httpx.AsyncClient`` for token requests.
-        clock: where time comes from (tests).
-
-    .. versionadded:: 0.1
+    Documented (and made an ``Auth``) by each adapter:
+    ``ratelimited_client.OAuth2RefreshToken`` for httpx,
+    ``ratelimited_client.httpx2.OAuth2RefreshToken`` for httpx2.
     """
 
     _grant_type = "refresh_token"
@@ -497,7 +467,7 @@ class OAuth2RefreshToken(_OAuth2Base):
         on_token: Callable[[OAuth2Token], object] | None = None,
         refresh_margin: float = 30.0,
         timeout: float = 10.0,
-        token_client: httpx.AsyncClient | httpx.Client | None = None,
+        token_client: Any = None,
         clock: Clock | None = None,
     ) -> None:
         super().__init__(

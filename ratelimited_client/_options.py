@@ -232,7 +232,7 @@ def check_dialects(dialects: Sequence[Dialect] | None) -> tuple[Dialect, ...]:
     return tuple(dialects)
 
 
-def request_cost(extensions: dict[str, object]) -> float:
+def request_cost(extensions: Mapping[str, object]) -> float:
     """The request's cost from its extensions; 1 when absent. Rejects nonsense clearly."""
     cost = extensions.get(COST_EXTENSION, 1)
     if (

@@ -36,13 +36,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
-import httpx
-
 from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._http import RequestView
     from ._signals import RateLimitSignal
 
 __all__ = [
@@ -201,23 +200,19 @@ class RetryDecision:
     reason: str
 
 
-def replayable(request: httpx.Request) -> bool:
-    """Private. Can the body be sent again? Only bytes can (``content=``, ``json=``,
-    ``data=``): an iterator, sync or async, is spent by its first sending, and a
-    multipart upload reads its files to the end. (Ask before the first send.)"""
-    return isinstance(request.stream, httpx.ByteStream)
-
-
 def decide(
     policy: RetryPolicy,
-    request: httpx.Request,
-    response: httpx.Response | None,
+    request: RequestView,
+    status: int | None,
     error: BaseException | None,
     signal: RateLimitSignal | None,
     *,
     can_replay: bool = True,
+    error_kind: str | None = None,
 ) -> RetryDecision:
-    """Private. Rules 1-4 of the module docstring for one attempt's outcome."""
+    """Private. Rules 1-4 of the module docstring for one attempt's outcome: a
+    response's ``status``, or an ``error`` that the HTTP library classified as
+    ``error_kind`` (``"never-sent"``, ``"network"`` or ``None``, see ``HttpLibrary``)."""
     if error is not None and not isinstance(error, Exception):
         return RetryDecision(retry=False, reason="cancelled")
     if not can_replay:
@@ -226,14 +221,12 @@ def decide(
         request.method in IDEMPOTENT_METHODS or policy.idempotency_header in request.headers
     )
     if error is not None:
-        if not policy.retry_network_errors or not isinstance(error, httpx.TransportError):
+        if not policy.retry_network_errors or error_kind is None:
             return RetryDecision(retry=False, reason=type(error).__name__)
-        never_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
-        if never_sent or idempotent:
+        if error_kind == "never-sent" or idempotent:
             return RetryDecision(retry=True, reason=type(error).__name__)
         return RetryDecision(retry=False, reason=f"{type(error).__name__} on {request.method}")
-    assert response is not None  # noqa: S101 - one of the two is set
-    status = response.status_code
+    assert status is not None  # noqa: S101 - one of the two is set
     retry = signal.retry if signal is not None else None
     if retry is not None and retry.terminal and not retry.over_cap:
         return RetryDecision(retry=False, reason="terminal")

@@ -18,16 +18,15 @@ overrides what its vendor does differently::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from ._call import ClientState
+from ._http import origin_key
 from ._options import DEFAULT_RETRY, ThrottleOptions, resolve_options
 from ._signals import DEFAULT_DIALECTS
-from ._transport import ClientState, origin_key
 
 if TYPE_CHECKING:
     from collections.abc import Hashable, Mapping, Sequence
-
-    import httpx
 
     from ._retry import RetryPolicy
     from ._signals import Dialect, SignalContext
@@ -54,7 +53,7 @@ class ClientDefaults:
 
     # -- override these ---------------------------------------------------------------
 
-    def bucket_key(self, request: httpx.Request) -> Hashable:
+    def bucket_key(self, request: Any) -> Hashable:
         """The quota bucket a request counts against (unless ``key=`` was passed).
 
         Default: one bucket per origin. Override to key by endpoint, e.g. a
@@ -86,7 +85,7 @@ class ClientDefaults:
     def _overrides(self, name: str) -> bool:
         return getattr(type(self), name) is not getattr(ClientDefaults, name)
 
-    def _choose_base_url(self, base_url: httpx.URL | str) -> httpx.URL | str:
+    def _choose_base_url(self, base_url: Any) -> Any:
         return base_url if base_url != "" else self.default_base_url
 
     def _build_state(self, options: ThrottleOptions, owner: str, *, sync: bool) -> ClientState:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from typing import TypeAlias
-
-import httpx
+from typing import Any, TypeAlias
 
 from ._rate import Rate, SlidingWindow, TokenBucket
 
@@ -16,5 +14,6 @@ RateTypes: TypeAlias = (
     Rate | str | SlidingWindow | TokenBucket | Sequence[Rate | str | SlidingWindow | TokenBucket]
 )
 
-#: Maps a request to the quota bucket it counts against.
-KeyFunc: TypeAlias = Callable[[httpx.Request], Hashable]
+#: Maps a request (an ``httpx.Request``, or an ``httpx2.Request`` under
+#: ``ratelimited_client.httpx2``) to the quota bucket it counts against.
+KeyFunc: TypeAlias = Callable[[Any], Hashable]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from .._sf import parse_dictionary, parse_list
+from .._structured_fields import parse_dictionary, parse_list
 from ._model import QuotaState
 from ._values import _http_date, _number
 

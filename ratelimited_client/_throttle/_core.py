@@ -194,6 +194,15 @@ class ThrottleCore(RemoteCoordination):
         self._in_flight += 1
         return self.permit_class(self, bucket, tickets, now, limiter, cost)
 
+    def admit_now(self, key: Hashable, cost: float, origin: str | None) -> Permit | None:
+        """For the call flows: admit at once when the fast path can (``_fast_admit``:
+        nobody queued, nothing from the server in force, quota and a slot free), with
+        no wait to perform; ``None``: the request goes through ``acquire``."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._bucket(key)
+        return self._fast_admit(bucket, cost, origin, self._now())
+
     def _slot_free(self) -> bool:
         """Whether ``_take_slot`` would succeed now."""
         raise NotImplementedError

@@ -66,6 +66,10 @@ class SyncThrottle(ThrottleCore):
 
     # -- the way in -----------------------------------------------------------------
 
+    def admit_now(self, key: Hashable, cost: float, origin: str | None) -> Permit | None:
+        with self.lock:
+            return super().admit_now(key, cost, origin)
+
     def acquire_sync(
         self,
         key: Hashable,

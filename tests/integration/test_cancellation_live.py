@@ -86,7 +86,7 @@ async def test_a_cancellation_storm_gives_every_slot_back(
                 for i, cancel_after in enumerate(plan):
                     tg.start_soon(one, i, cancel_after)
         stats = client.statistics()
-        throttle = client._transport._throttle  # type: ignore[attr-defined]
+        throttle = client._shared.throttle
         assert isinstance(throttle, Throttle)
         semaphore = throttle._semaphore
         assert semaphore is not None

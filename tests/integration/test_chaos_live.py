@@ -39,8 +39,8 @@ from ratelimited_client import (
     RetryPolicy,
     TokenRefreshError,
 )
+from ratelimited_client._call import Attempt, Call
 from ratelimited_client._throttle import Permit, _Waiter
-from ratelimited_client._transport import _CallCore, _Try
 
 if TYPE_CHECKING:
     from ratelimited_client.testing.pytest_plugin import MockAPIServerFactory
@@ -140,7 +140,7 @@ async def test_chaos_run_loses_nothing_and_leaks_nothing(
     assert stats.in_flight == 0
     assert stats.queued == 0
     assert all(b.waiting == 0 for b in stats.buckets.values())
-    assert live(Permit, _Waiter, _Try, _CallCore) == 0
+    assert live(Permit, _Waiter, Attempt, Call) == 0
     if anyio_backend == "asyncio":
         assert len(asyncio.all_tasks()) == tasks_before
     # Connections close on both ends a moment after the client closes.

@@ -1,10 +1,12 @@
-"""One set of behavioural cases, run through the async client on asyncio and on trio
-and through the sync client on threads, against the mock upstream over real sockets.
+"""One set of behavioural cases, run through all four adapters (httpx and httpx2,
+each async on asyncio and on trio, and sync on threads), against the mock upstream
+over real sockets.
 
 Each case is written once against a ``Driver``, which builds the client of its
-kind (``RateLimitedClient`` / ``SyncRateLimitedClient``, or a plain httpx client
-over the matching transport), fires ``total`` requests from ``concurrency``
-tasks or threads, and reports what came back.
+kind (``RateLimitedClient`` / ``SyncRateLimitedClient`` of ``ratelimited_client``
+or ``ratelimited_client.httpx2``, or a plain client of that library over the
+matching transport), fires ``total`` requests from ``concurrency`` tasks or
+threads, and reports what came back.
 """
 
 from __future__ import annotations
@@ -18,18 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
+import httpx2
 import pytest
 
+import ratelimited_client
+import ratelimited_client.httpx2
 from ratelimited_client import (
-    OAuth2ClientCredentials,
+    DeadlineExceededError,
     PrometheusMetrics,
     QueueFullError,
     Rate,
-    RateLimitedClient,
-    RateLimitedTransport,
     RetryPolicy,
-    SyncRateLimitedClient,
-    SyncRateLimitedTransport,
 )
 
 if TYPE_CHECKING:
@@ -47,10 +48,20 @@ class Run:
     queued_after: int = -1
 
 
+# Each stack: its HTTP library, and the module of its four adapters (and OAuth flows).
+STACKS: dict[str, tuple[Any, Any]] = {
+    "httpx": (httpx, ratelimited_client),
+    "httpx2": (httpx2, ratelimited_client.httpx2),
+}
+
+
 class Driver:
     """Fires requests through one client of a kind; subclasses pick the kind."""
 
     name = ""
+
+    def __init__(self, stack: str = "httpx") -> None:
+        self.library, self.adapters = STACKS[stack]
 
     def run(
         self,
@@ -65,7 +76,8 @@ class Driver:
 
 
 class AsyncDriver(Driver):
-    def __init__(self, backend: str) -> None:
+    def __init__(self, backend: str, stack: str = "httpx") -> None:
+        super().__init__(stack)
         self.name = backend
 
     def run(
@@ -80,13 +92,13 @@ class AsyncDriver(Driver):
         async def main() -> Run:
             result = Run()
             todo = iter(range(total))
-            client: httpx.AsyncClient
+            client: Any
             if plain_with_transport:
-                transport = RateLimitedTransport(**options)
-                client = httpx.AsyncClient(base_url=url, transport=transport)
+                transport = self.adapters.RateLimitedTransport(**options)
+                client = self.library.AsyncClient(base_url=url, transport=transport)
                 stats = transport.statistics
             else:
-                client = RateLimitedClient(base_url=url, **options)
+                client = self.adapters.RateLimitedClient(base_url=url, **options)
                 stats = client.statistics
 
             async def worker() -> None:
@@ -122,13 +134,13 @@ class SyncDriver(Driver):
     ) -> Run:
         result = Run()
         lock = threading.Lock()
-        client: httpx.Client
+        client: Any
         if plain_with_transport:
-            transport = SyncRateLimitedTransport(**options)
-            client = httpx.Client(base_url=url, transport=transport)
+            transport = self.adapters.SyncRateLimitedTransport(**options)
+            client = self.library.Client(base_url=url, transport=transport)
             stats = transport.statistics
         else:
-            client = SyncRateLimitedClient(base_url=url, **options)
+            client = self.adapters.SyncRateLimitedClient(base_url=url, **options)
             stats = client.statistics
 
         def one(i: int) -> None:
@@ -149,9 +161,13 @@ class SyncDriver(Driver):
         return result
 
 
-@pytest.fixture(params=["asyncio", "trio", "sync"])
+@pytest.fixture(
+    params=[(stack, side) for stack in ("httpx", "httpx2") for side in ("asyncio", "trio", "sync")],
+    ids="-".join,
+)
 def driver(request: pytest.FixtureRequest) -> Driver:
-    return SyncDriver() if request.param == "sync" else AsyncDriver(request.param)
+    stack, side = request.param
+    return SyncDriver(stack) if side == "sync" else AsyncDriver(side, stack)
 
 
 # How close a run comes to the least time is a speed figure (the 2 % target is
@@ -236,7 +252,7 @@ def test_many_requests_without_a_token_make_one_token_request(
     driver: Driver, mock_api_server: MockAPIServerFactory
 ) -> None:
     server = mock_api_server(limit=1000, window=1.0, oauth=True)
-    auth = OAuth2ClientCredentials(
+    auth = driver.adapters.OAuth2ClientCredentials(
         f"{server.url}/oauth/token", client_id="mock-client", client_secret="mock-secret"
     )
     run = driver.run(server.url, total=60, concurrency=30, auth=auth)
@@ -293,3 +309,22 @@ def test_eight_threads_200_requests_share_one_quota(
     assert stats.max_received_in_window <= 20
     minimum = least_time(200, rate)
     assert minimum <= run.elapsed <= minimum * SLOWEST
+
+
+def test_calls_cut_by_their_deadline_give_every_slot_back(
+    driver: Driver, mock_api_server: MockAPIServerFactory
+) -> None:
+    """Answers slower than the call's deadline: each call ends by it (the async driver
+    cancels the send, the sync one times it out), none is retried past it, and every
+    slot and queue place comes back."""
+    server = mock_api_server(limit=1000, window=1.0, latency=(0.4, 0.4))
+    policy = RetryPolicy(attempts=3, backoff=0.01, deadline=0.15, budget=1.0)
+    run = driver.run(server.url, total=8, concurrency=8, retry=policy, max_concurrency=4)
+    assert run.statuses == []
+    assert len(run.errors) == 8
+    if isinstance(driver, AsyncDriver):
+        assert set(run.errors) == {DeadlineExceededError.__name__}
+    else:
+        assert set(run.errors) <= {DeadlineExceededError.__name__, "ReadTimeout"}
+    assert run.elapsed < 0.15 * 2 + 0.4  # two rounds of four, each cut at the deadline
+    assert (run.in_flight_after, run.queued_after) == (0, 0)

@@ -57,7 +57,7 @@ def make_client(clock: FakeClock, upstream: Upstream, **options: Any) -> RateLim
     client = RateLimitedClient(
         base_url="http://api.test", transport=upstream, clock=clock, **options
     )
-    client._throttle.rng = random.Random(1)
+    client._shared.throttle.rng = random.Random(1)
     return client
 
 

@@ -81,7 +81,7 @@ async def test_defaults_and_bucket_key(api: respx.MockRouter) -> None:
     assert set(buckets) == {"search", "core"}
     assert buckets["search"].admitted == 2
     assert client.base_url == httpx.URL(API)
-    assert client._throttle.bucket_rates["search"][0].rate == Rate(2, 1.0)
+    assert client._shared.throttle.bucket_rates["search"][0].rate == Rate(2, 1.0)
 
 
 async def test_is_throttled_pauses_and_retries_a_vendor_rejection(api: respx.MockRouter) -> None:
@@ -111,7 +111,7 @@ async def test_options_win_over_class_defaults(api: respx.MockRouter) -> None:
     route = api.get("/items").mock(return_value=httpx.Response(503))
     async with AcmeClient(retry=None, base_url="https://acme.test", rate="5/s") as client:
         assert (await client.get("/items")).status_code == 503
-        assert client._throttle.rates[0].rate == Rate(5, 1.0)
+        assert client._shared.throttle.rates[0].rate == Rate(5, 1.0)
     assert route.call_count == 1
 
 

@@ -983,7 +983,7 @@ def test_the_signals_code_imports_no_http_library() -> None:
     """The same parser reads httpx's and httpx2's answers: it names neither in an
     import, and it runs where neither can be imported."""
     root = Path(ratelimited_client.__file__).parent
-    sources = [*sorted((root / "_signals").glob("*.py")), root / "_sf.py"]
+    sources = [*sorted((root / "_signals").glob("*.py")), root / "_structured_fields.py"]
     assert len(sources) > 2
     for source in sources:
         for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):

@@ -52,8 +52,8 @@ async def test_class_defaults_state_the_quota() -> None:
     docs = DocServiceClient(base_url="http://127.0.0.1:9")
     stats = docs.statistics()
     assert stats.buckets == {}
-    assert docs._throttle.rates[0].rate == Rate(50, 60.0)
-    assert docs._throttle.bucket_rates["writes"][0].rate == Rate(10, 60.0)
+    assert docs._shared.throttle.rates[0].rate == Rate(50, 60.0)
+    assert docs._shared.throttle.bucket_rates["writes"][0].rate == Rate(10, 60.0)
     await docs.aclose()
 
 

@@ -1,0 +1,504 @@
+"""Private. The two drivers of the call flows, and what every adapter shares.
+
+An adapter puts the flows of ``_call.py`` under one HTTP library's classes:
+``_httpx.py`` for httpx, ``httpx2.py`` for httpx2, each with an async and a
+sync transport and client. Everything they do alike is here, written once
+against the library's API (httpx and httpx2 share it): the driver that runs a
+flow (one coroutine, for both sides), each side's effects (awaited, or
+blocking), binding a response to its permit, the loop guard, and the clients'
+wiring of every transport to one throttle. An adapter module only names its
+library's base classes and documents its classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import typing
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Self, TypeVar
+
+import anyio
+
+from ._call import (
+    Admit,
+    Authorize,
+    Call,
+    ClientState,
+    Close,
+    Publish,
+    ReadBody,
+    Send,
+    Sleep,
+    attempt_flow,
+)
+from ._errors import ConfigurationError
+from ._oauth import OAuth2Base
+from ._options import THROTTLE_DEFAULTS, ThrottleOptions, resolve_options
+from ._sdk import ClientDefaults
+
+if TYPE_CHECKING:
+    from collections.abc import (
+        AsyncIterator,
+        Awaitable,
+        Callable,
+        Coroutine,
+        Generator,
+        Iterator,
+    )
+    from types import TracebackType
+
+    from ._call import Flow
+    from ._http import HttpLibrary
+    from ._throttle import Permit, SyncThrottle, Throttle, ThrottleStatistics
+
+__all__ = [
+    "AsyncPermitStreamBody",
+    "AsyncTransportBase",
+    "ClientWiring",
+    "ForwardingClient",
+    "SyncPermitStreamBody",
+    "SyncTransportBase",
+]
+
+
+T = TypeVar("T")
+
+
+def _current_loop() -> object:
+    """The running event loop: the asyncio loop, or trio's run (its root task)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        import trio  # only ever reached under trio
+
+        return trio.lowlevel.current_root_task()
+
+
+def _cap_timeouts(request: Any, seconds: float) -> None:
+    """No single wait of this attempt may outlast the call's deadline."""
+    timeout = request.extensions.get("timeout")
+    if not isinstance(timeout, dict):
+        return
+    seconds = max(seconds, 0.001)
+    request.extensions["timeout"] = {
+        name: seconds if value is None else min(value, seconds) for name, value in timeout.items()
+    }
+
+
+class AsyncPermitStreamBody:
+    """The body of a response stream whose closing gives back the concurrency slot.
+    Each adapter mixes it into its library's ``AsyncByteStream``."""
+
+    def __init__(self, stream: Any, permit: Permit) -> None:
+        self._stream = stream
+        self._permit = permit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            self._permit.release()
+
+
+class SyncPermitStreamBody:
+    """The blocking twin of :class:`AsyncPermitStreamBody` (``SyncByteStream``)."""
+
+    def __init__(self, stream: Any, permit: Permit) -> None:
+        self._stream = stream
+        self._permit = permit
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._stream
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._permit.release()
+
+
+class _TransportBase:
+    """What both transports of every library keep (the wrapped transport, the state),
+    and the one driver of the call flows.
+
+    The driver is written once, as a coroutine: it hands each effect to the side's
+    ``_admit`` / ``_send`` / ... (awaiting them on the async side; on the blocking
+    side they are coroutines that never suspend, and ``_run_blocking`` runs the
+    driver to its end in one step)."""
+
+    #: The HTTP library this adapter is for.
+    _library: ClassVar[HttpLibrary]
+    _sync: ClassVar[bool]
+
+    _transport: Any
+    _shared: ClientState
+    _stream_type: type
+    _permit_stream: Callable[[Any, Permit], object]
+
+    def _setup(self, transport: object, options: ThrottleOptions) -> None:
+        """Validate the options (naming the bad one) and adopt the wrapped transport."""
+        library = self._library
+        wraps = library.sync_transport if self._sync else library.async_transport
+        if transport is not None and not isinstance(transport, wraps):
+            raise ConfigurationError(
+                f"transport must be an {library.name}.{wraps.__name__}, got {transport!r}"
+            )
+        shared = ClientState.build(resolve_options(options, type(self).__name__), sync=self._sync)
+        if transport is None:
+            transport = library.sync_http() if self._sync else library.async_http()
+        self._adopt(transport, shared)
+        shared.hooks.attach(self)
+
+    def _adopt(self, transport: Any, shared: ClientState) -> None:
+        self._transport = transport
+        self._shared = shared
+
+    @classmethod
+    def _sharing(cls, transport: Any, shared: ClientState) -> Self:
+        """Private. A transport over ``transport`` sharing one client's state."""
+        self = cls.__new__(cls)
+        self._adopt(transport, shared)
+        return self
+
+    @property
+    def transport(self) -> Any:
+        """The wrapped transport that really sends."""
+        return self._transport
+
+    def statistics(self) -> ThrottleStatistics:
+        """A snapshot of the throttle: in flight, queued, per-bucket usage, budget left."""
+        return self._shared.statistics()
+
+    def __repr__(self) -> str:
+        inner = type(self._transport).__name__
+        return f"<{type(self).__name__} {self._shared.throttle!r} over {inner}>"
+
+    def _flow(self, request: Any) -> tuple[Flow, Call | None]:
+        """The request's flow, and its ``Call`` if it has retries. (Without, the flow is
+        one attempt's, which returns the response and its signal.)"""
+        shared = self._shared
+        policy = shared.retry
+        if policy is None:
+            return attempt_flow(shared, self._bind, request, None), None
+        call = Call(shared, self._library, policy, request)
+        return call.flow(self._bind), call
+
+    async def _drive(self, flow: Flow) -> Any:
+        """Perform the flow's effects until it returns; what fails is thrown back in
+        (a cancellation too: the flow cleans up and re-raises)."""
+        value: Any = None
+        try:
+            effect = flow.send(None)
+            while True:
+                try:
+                    if isinstance(effect, Send):
+                        value = await self._send(effect)
+                    elif isinstance(effect, ReadBody):
+                        value = await self._read(effect)
+                    elif isinstance(effect, Admit):
+                        value = await self._admit(effect)
+                    elif isinstance(effect, Close):
+                        value = await self._close(effect)
+                    elif isinstance(effect, Authorize):
+                        value = await self._authorize(effect)
+                    elif isinstance(effect, Sleep):
+                        value = await self._sleep(effect)
+                    else:
+                        value = await self._publish(effect)
+                except BaseException as error:  # noqa: BLE001 - the flow re-raises it
+                    effect = flow.throw(error)
+                else:
+                    effect = flow.send(value)
+        except StopIteration as done:
+            return done.value
+
+    def _bind(self, response: Any, permit: Permit) -> None:
+        if response.is_closed or not isinstance(response.stream, self._stream_type):
+            # Already read (an in-memory or small body) or of the other side: nothing
+            # to hold.
+            permit.release()
+        else:
+            response.stream = self._permit_stream(response.stream, permit)
+
+    # -- the side's effects (each overridden by the async and the blocking side) -------
+    # Each returns an awaitable: the async side the library's own coroutine (no frame
+    # of ours in between, on every request and for every request that waits), the
+    # blocking side the value, already there (``_Ready``).
+
+    def _admit(self, effect: Admit) -> Awaitable[Permit]:
+        raise NotImplementedError
+
+    def _send(self, effect: Send) -> Awaitable[Any]:
+        raise NotImplementedError
+
+    def _read(self, effect: ReadBody) -> Awaitable[bytes]:
+        raise NotImplementedError
+
+    def _close(self, effect: Close) -> Awaitable[object]:
+        raise NotImplementedError
+
+    def _authorize(self, effect: Authorize) -> Awaitable[object]:
+        raise NotImplementedError
+
+    def _sleep(self, effect: Sleep) -> Awaitable[object]:
+        raise NotImplementedError
+
+    def _publish(self, effect: Publish) -> Awaitable[object]:
+        raise NotImplementedError
+
+
+class AsyncTransportBase(_TransportBase):
+    """The async transport of any library: the flows under the driver, awaited."""
+
+    _sync = False
+    _throttle: Throttle
+    _loop: object
+
+    def _adopt(self, transport: Any, shared: ClientState) -> None:
+        super()._adopt(transport, shared)
+        self._throttle = typing.cast("Throttle", shared.throttle)
+        self._loop = None  # the event loop of the last request
+        self._stream_type = self._library.async_stream
+        self._permit_stream = self._library.async_permit_stream
+
+    def _moved_to(self, loop: object) -> None:
+        """A request from another event loop than the last one (a second ``asyncio.run``,
+        a per-test loop, trio after asyncio). The throttle does not care; a connection
+        pool still holding the old loop's connections does, and would fail later with
+        "Event loop is closed": say so now, naming the cause."""
+        previous, self._loop = self._loop, loop
+        pool = getattr(self._transport, "_pool", None)
+        connections = getattr(pool, "connections", ())
+        if previous is not None and connections:
+            self._loop = previous
+            name = self._library.name
+            raise RuntimeError(
+                "this RateLimitedClient/RateLimitedTransport was used in another event loop "
+                f"and its connection pool still holds {len(connections)} connection(s) of "
+                f"that loop; {name} connections cannot move between event loops. Create the "
+                "client inside the running loop (for example `async with "
+                "RateLimitedClient(...)` inside each `asyncio.run`), or keep no idle "
+                f"connections (`limits={name}.Limits(max_keepalive_connections=0)`)"
+            )
+
+    async def handle_async_request(self, request: Any) -> Any:
+        loop = _current_loop()
+        if loop is not self._loop:
+            self._moved_to(loop)
+        flow, call = self._flow(request)
+        if call is None:
+            response, _ = await self._drive(flow)
+            return response
+        if call.deadline is None:
+            return await self._drive(flow)
+        with call.clock.cancel_scope(call.deadline) as scope:
+            return await self._drive(flow)
+        assert scope.cancelled_caught  # noqa: S101 - only a passed deadline gets here
+        raise call.deadline_passed()
+
+    def _admit(self, effect: Admit) -> Awaitable[Permit]:
+        return self._throttle.acquire(
+            effect.key, effect.cost, origin=effect.origin, deadline=effect.deadline
+        )
+
+    def _send(self, effect: Send) -> Awaitable[Any]:
+        return self._transport.handle_async_request(effect.request)  # type: ignore[no-any-return]
+
+    def _read(self, effect: ReadBody) -> Awaitable[bytes]:
+        return effect.response.aread()  # type: ignore[no-any-return]
+
+    def _close(self, effect: Close) -> Awaitable[object]:
+        return effect.response.aclose()  # type: ignore[no-any-return]
+
+    def _authorize(self, effect: Authorize) -> Awaitable[object]:
+        return effect.auth.before_send(effect.request)  # type: ignore[no-any-return]
+
+    def _sleep(self, effect: Sleep) -> Awaitable[object]:
+        return self._throttle.clock.sleep_until(effect.until)
+
+    def _publish(self, effect: Publish) -> Awaitable[object]:
+        return self._publish_to_backend(effect)
+
+    async def _publish_to_backend(self, effect: Publish) -> None:
+        try:
+            await self._throttle.after_answer(effect.permit, effect.pauses)
+        except BaseException:
+            # Cancelled (or worse) while telling the backend: the slot and the
+            # connection go back, whatever becomes of the call.
+            effect.permit.release()
+            with anyio.CancelScope(shield=True):
+                await effect.response.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self._transport.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        await self._transport.__aexit__(exc_type, exc_value, traceback)
+
+
+class _Ready(Generic[T]):
+    """An awaitable whose value is already there: a blocking effect's result, handed
+    to the driver without suspending it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        yield from ()  # a generator that returns at once, never suspending
+        return self.value
+
+
+_DONE: Final = _Ready(None)
+
+
+def _run_blocking(driver: Coroutine[Any, Any, Any]) -> Any:
+    """Run the driver over blocking effects: it never suspends, so one step ends it."""
+    try:
+        driver.send(None)
+    except StopIteration as done:
+        return done.value
+    driver.close()
+    raise RuntimeError("a blocking effect suspended the driver")  # pragma: no cover
+
+
+class SyncTransportBase(_TransportBase):
+    """The blocking transport of any library: the same driver, its effects blocking.
+
+    A call's deadline cannot interrupt a blocking send as the async side does;
+    instead each attempt's timeouts are capped to the time left (``Send``), and
+    no retry starts after it."""
+
+    _sync = True
+    _throttle: SyncThrottle
+
+    def _adopt(self, transport: Any, shared: ClientState) -> None:
+        super()._adopt(transport, shared)
+        self._throttle = typing.cast("SyncThrottle", shared.throttle)
+        self._stream_type = self._library.sync_stream
+        self._permit_stream = self._library.sync_permit_stream
+
+    def handle_request(self, request: Any) -> Any:
+        flow, call = self._flow(request)
+        if call is None:
+            response, _ = _run_blocking(self._drive(flow))
+            return response
+        return _run_blocking(self._drive(flow))
+
+    def _admit(self, effect: Admit) -> Awaitable[Permit]:
+        return _Ready(
+            self._throttle.acquire_sync(
+                effect.key, effect.cost, origin=effect.origin, deadline=effect.deadline
+            )
+        )
+
+    def _send(self, effect: Send) -> Awaitable[Any]:
+        if effect.deadline is not None:
+            _cap_timeouts(effect.request, effect.deadline - self._throttle.clock.now())
+        return _Ready(self._transport.handle_request(effect.request))
+
+    def _read(self, effect: ReadBody) -> Awaitable[bytes]:
+        content: bytes = effect.response.read()
+        return _Ready(content)
+
+    def _close(self, effect: Close) -> Awaitable[object]:
+        effect.response.close()
+        return _DONE
+
+    def _authorize(self, effect: Authorize) -> Awaitable[object]:
+        effect.auth.before_send_sync(effect.request)
+        return _DONE
+
+    def _sleep(self, effect: Sleep) -> Awaitable[object]:
+        time.sleep(max(0.0, effect.until - self._throttle.clock.now()))
+        return _DONE
+
+    def _publish(self, effect: Publish) -> Awaitable[object]:
+        try:
+            self._throttle.after_answer_sync(effect.permit, effect.pauses)
+        except BaseException:
+            effect.permit.release()  # the slot and the connection go back, whatever happens
+            effect.response.close()
+            raise
+        return _DONE
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> Self:
+        self._transport.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        self._transport.__exit__(exc_type, exc_value, traceback)
+
+
+class ClientWiring(ClientDefaults):
+    """What every client shares: all its transports (the default one, ``mounts``,
+    proxies from the environment) wrapped over one throttle."""
+
+    #: The adapter transport this client wraps its library's transports with.
+    _throttled_transport: ClassVar[type[AsyncTransportBase] | type[SyncTransportBase]]
+
+    _shared: ClientState
+
+    def _wire(self, shared: ClientState, auth: object) -> None:
+        """After the library's ``__init__``: wrap every transport it built."""
+        self._shared = shared
+        wrap = self._throttled_transport._sharing
+        # The library keeps the default transport and the mounted ones (explicit
+        # mounts and proxies from the environment) in these two attributes;
+        # wrapping them all with one throttle keeps a single quota per client.
+        client: Any = self
+        client._transport = wrap(client._transport, shared)
+        client._mounts = {
+            pattern: (None if inner is None else wrap(inner, shared))
+            for pattern, inner in client._mounts.items()
+        }
+        if isinstance(auth, OAuth2Base):
+            auth.attach_hooks(shared.hooks)  # token refreshes reach this client's hooks
+        shared.hooks.attach(self)
+
+    def statistics(self) -> ThrottleStatistics:
+        """A snapshot of the client's throttle: in flight, queued, per-bucket usage, budget left."""
+        return self._shared.statistics()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._shared.throttle!r}>"
+
+
+class ForwardingClient(ClientWiring):
+    """A client that takes its library's arguments as keywords (``**httpx_options``)
+    beside the throttle options, and hands the former to the library."""
+
+    def __init__(self, **httpx_options: Any) -> None:
+        options = {
+            name: httpx_options.pop(name) for name in THROTTLE_DEFAULTS & httpx_options.keys()
+        }
+        sync = self._throttled_transport._sync
+        shared = self._build_state(
+            typing.cast("ThrottleOptions", options), type(self).__name__, sync=sync
+        )
+        httpx_options["base_url"] = self._choose_base_url(httpx_options.get("base_url", ""))
+        super().__init__(**httpx_options)
+        self._wire(shared, httpx_options.get("auth"))

@@ -1,0 +1,772 @@
+"""Private. What one call and one attempt do, written once for every HTTP stack.
+
+A request's path (through the throttle, OAuth, the wire, the answer read
+back, the signal observed, the permit settled and released, a retry decided,
+a wait) is a generator that *yields effects* and receives their results: the
+way ``httpx.Auth.auth_flow`` is one generator with a sync and an async driver.
+The drivers (``_adapter.py``) are the only code that awaits or blocks; the
+flows here import no HTTP library, no event loop and no thread primitive, and
+read requests and responses through the protocols of ``_http.py``.
+
+Rules the flows keep:
+
+* a handler of ``BaseException`` (a cancellation) only does pure clean-up
+  (``permit.release()``) and re-raises; it never yields, so no I/O starts
+  under cancellation;
+* an effect that fails is thrown back into the flow at its ``yield``, so the
+  flow's ``try`` blocks see it as if the call had been made inline;
+* retries are tenacity's: its controller (``Retrying.iter``) decides, the
+  flow performs what it decides (an attempt, or a wait), as tenacity's own
+  ``Retrying.__call__`` does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+import typing
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
+
+import tenacity
+
+from ._errors import DeadlineExceededError, RetryAfterTooLongError
+from ._hooks import (
+    Dispatcher,
+    Paused,
+    QuotaObserved,
+    RequestCompleted,
+    RequestSent,
+    Throttled,
+    check_hooks,
+)
+from ._http import origin_key, route_of
+from ._oauth import AUTH_EXTENSION
+from ._options import (
+    COST_EXTENSION,
+    KEY_EXTENSION,
+    ThrottleOptions,
+    build_throttle,
+    check_dialects,
+    check_key,
+    check_retry,
+    new_budget,
+    request_cost,
+)
+from ._retry import IDEMPOTENT_METHODS, RetryBudget, RetryDecision, RetryEvent, RetryPolicy, decide
+from ._signals import (
+    HeaderScan,
+    RateLimitSignal,
+    ServerClocks,
+    builtin_only,
+    parse_signal,
+    quiet,
+    scan_headers,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator, Hashable
+
+    from ._clock import Clock
+    from ._http import HttpLibrary, RequestView, ResponseView
+    from ._signals import Dialect
+    from ._throttle import Permit, ThrottleCore, ThrottleStatistics
+
+__all__ = [
+    "Admit",
+    "Attempt",
+    "Authorize",
+    "Call",
+    "ClientState",
+    "Close",
+    "Publish",
+    "ReadBody",
+    "Send",
+    "Sleep",
+    "attempt_flow",
+]
+
+logger = logging.getLogger("ratelimited_client")
+
+# Error bodies up to this size are read for rate-limit signals (Discord, OpenAI ...).
+MAX_SIGNAL_BODY: Final = 64 * 1024
+# The pauses of an answer that began none (shared: only ever replaced, never changed).
+_NO_PAUSES: list[tuple[float, str]] = []
+
+
+# -- effects: what a flow asks its driver to do ---------------------------------------
+
+
+class Admit:
+    """Wait for the bucket's quota and a concurrency slot. -> the ``Permit``."""
+
+    __slots__ = ("cost", "deadline", "key", "origin")
+
+    def __init__(self, key: Hashable, cost: float, origin: str, deadline: float | None) -> None:
+        self.key = key
+        self.cost = cost
+        self.origin = origin
+        self.deadline = deadline
+
+
+class Authorize:
+    """Let an OAuth flow put a fresh token on the request (it may refresh). -> None."""
+
+    __slots__ = ("auth", "request")
+
+    def __init__(self, auth: Any, request: RequestView) -> None:
+        self.auth = auth
+        self.request = request
+
+
+class Send:
+    """Send through the wrapped transport. -> the response (headers read, body not).
+    ``deadline``: the call's, which a blocking driver caps each timeout to."""
+
+    __slots__ = ("deadline", "request")
+
+    def __init__(self, request: RequestView, deadline: float | None) -> None:
+        self.request = request
+        self.deadline = deadline
+
+
+class ReadBody:
+    """Read the whole body. -> the bytes."""
+
+    __slots__ = ("response",)
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+
+
+class Close:
+    """Close the response (its permit, if bound, is released). -> None."""
+
+    __slots__ = ("response",)
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+
+
+class Publish:
+    """Tell the shared backend what the answer used and said. -> None. If this fails
+    or is cancelled, the driver releases the permit and closes the response."""
+
+    __slots__ = ("pauses", "permit", "response")
+
+    def __init__(self, permit: Permit, pauses: list[tuple[float, str]], response: Any) -> None:
+        self.permit = permit
+        self.pauses = pauses
+        self.response = response
+
+
+class Sleep:
+    """Wait until ``until`` on the throttle's clock. -> None."""
+
+    __slots__ = ("until",)
+
+    def __init__(self, until: float) -> None:
+        self.until = until
+
+
+Effect: TypeAlias = "Admit | Authorize | Send | ReadBody | Close | Publish | Sleep"
+# One attempt's answer: the response and what it said of rate limits (``None``: nothing).
+Answer: TypeAlias = "tuple[Any, RateLimitSignal | None]"
+# A flow: yields effects, is sent their results, returns its value.
+Flow: TypeAlias = "Generator[Effect, Any, Any]"
+# Binds a response to its permit (wraps the stream, or releases at once): per stack and side.
+Bind: TypeAlias = "Callable[[Any, Permit], None]"
+
+
+# -- what every transport of one client shares ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientState:
+    """Private. What every transport of one client shares: one quota, one budget, the hooks."""
+
+    throttle: ThrottleCore
+    key: Callable[[Any], Hashable]
+    dialects: tuple[Dialect, ...]
+    retry: RetryPolicy | None
+    budget: RetryBudget | None
+    hooks: Dispatcher
+    server_clocks: ServerClocks = field(default_factory=ServerClocks)
+    # Only built-in dialects: a silent answer (``quiet``) needs no parsing.
+    builtin_dialects: bool = True
+    # The key is the origin (no ``key=`` given): one string serves as both.
+    keyed_by_origin: bool = True
+
+    @classmethod
+    def build(cls, options: ThrottleOptions, *, sync: bool = False) -> ClientState:
+        """Validate every throttle option (naming the bad one) and build the state."""
+        retry = options["retry"]
+        throttle = build_throttle(
+            rate=options["rate"],
+            max_concurrency=options["max_concurrency"],
+            max_queued=options["max_queued"],
+            latency_proof=options["latency_proof"],
+            learn=options["learn"],
+            slow_start=options["slow_start"],
+            max_wait=check_retry(retry),
+            clock=options["clock"],
+            sync=sync,
+            bucket_rates=options["bucket_rates"],
+            backend=options["backend"],
+        )
+        chosen = check_dialects(options["dialects"])
+        key = check_key(options["key"])
+        return cls(
+            throttle=throttle,
+            key=key or origin_key,
+            dialects=chosen,
+            builtin_dialects=builtin_only(chosen),
+            keyed_by_origin=key is None,
+            retry=retry,
+            budget=new_budget(retry),
+            hooks=Dispatcher(check_hooks(options["metrics"])),
+        )
+
+    def statistics(self) -> ThrottleStatistics:
+        stats = self.throttle.statistics()
+        if self.budget is None:
+            return stats
+        return dataclasses.replace(
+            stats, retry_budget_left=self.budget.left(self.throttle.clock.now())
+        )
+
+    def key_and_origin(self, request: RequestView) -> tuple[Hashable, str]:
+        """The request's bucket key and its origin (the same string by default)."""
+        origin = origin_key(request)
+        extensions = request.extensions
+        if self.keyed_by_origin and KEY_EXTENSION not in extensions:
+            return origin, origin
+        override = extensions.get(KEY_EXTENSION)
+        return (override if override is not None else self.key(request)), origin
+
+    def read_signal(
+        self, response: ResponseView, body: object, attempt: Attempt
+    ) -> RateLimitSignal | None:
+        """What the answer says of rate limits; ``None`` when it says nothing the
+        dialects read (most successes), without parsing."""
+        status = response.status_code
+        headers = response.headers
+        if self.builtin_dialects and quiet(status, body, attempt.scan):
+            return None
+        try:
+            return parse_signal(
+                status,
+                headers,
+                body=body,
+                received_at=attempt.received_at,
+                wall_now=attempt.wall_now,
+                max_wait=self.throttle.max_wait,
+                dialects=self.dialects,
+                server_clock=self.server_clocks.get(attempt.origin),
+            )
+        except Exception:  # the parser promises not to raise; a request never breaks on it
+            logger.debug("rate-limit headers could not be read", exc_info=True)
+            return RateLimitSignal(
+                status=status,
+                received_at=attempt.received_at,
+                quotas=(),
+                retry=None,
+                throttled=False,
+                dialects=(),
+                cached=False,
+            )
+
+
+def wants_body(status: int, headers: Any, scan: HeaderScan) -> bool:
+    """A small JSON error response: its body may name a wait (Discord, OpenAI ...).
+
+    Only for status >= 400, a JSON content type and a declared length up to
+    64 KiB (a success body is read inside the attempt too, see ``small_body``,
+    but never parsed).
+    """
+    if status < 400 or scan.length is None or not 0 < scan.length <= MAX_SIGNAL_BODY:
+        return False
+    return "json" in headers.get("content-type", "")
+
+
+def small_body(scan: HeaderScan) -> bool:
+    """A body of declared length up to 64 KiB: read inside the attempt, so a connection
+    dropped in the middle of it fails the attempt (and is retried like any network
+    error) instead of failing the caller's read after the call has returned."""
+    return scan.length is not None and scan.length <= MAX_SIGNAL_BODY
+
+
+def _json_or_none(content: bytes) -> object:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+# -- one attempt ----------------------------------------------------------------------
+
+
+class _Named:
+    """Private. The bucket and route names of a request, for events, only when asked."""
+
+    __slots__ = ()
+
+    key: Hashable
+    request: RequestView
+
+    @property
+    def bucket(self) -> str:
+        return str(self.key)
+
+    @property
+    def route(self) -> str | None:
+        return route_of(self.request)
+
+
+class Attempt(_Named):
+    """Private. One attempt's bookkeeping and events.
+
+    The events (and the bucket and route names they carry) are built only if a hook
+    or DEBUG logging hears them (``heard``); otherwise an attempt costs little more
+    than its key and cost.
+    """
+
+    __slots__ = (
+        "asked",
+        "attempt",
+        "cost",
+        "heard",
+        "key",
+        "origin",
+        "pauses",
+        "received_at",
+        "request",
+        "scan",
+        "sent",
+        "state",
+        "wall_now",
+    )
+
+    scan: HeaderScan
+
+    def __init__(
+        self,
+        state: ClientState,
+        request: RequestView,
+        attempt: int = 1,
+        key: Hashable | None = None,
+        origin: str | None = None,
+    ) -> None:
+        self.state = state
+        self.request = request
+        self.attempt = attempt
+        extensions = request.extensions
+        self.cost = request_cost(extensions) if COST_EXTENSION in extensions else 1.0
+        # A call with retries works the key out once, for all its attempts.
+        if key is None or origin is None:
+            key, origin = state.key_and_origin(request)
+        self.key = key
+        self.origin = origin
+        self.received_at = self.wall_now = 0.0
+        self.pauses: list[tuple[float, str]] = _NO_PAUSES
+        heard = self.heard = state.hooks.per_request()
+        if heard:
+            self.asked = self.sent = state.throttle.clock.now()
+
+    def admitted(self, permit: Permit) -> None:
+        waited = permit.sent_at - self.asked
+        throttle = self.state.throttle
+        self.state.hooks.emit(
+            "on_throttled", Throttled(self.bucket, self.route, waited, throttle.queued)
+        )
+
+    def sending(self) -> None:
+        request = self.request
+        self.state.hooks.emit(
+            "on_request_sent",
+            RequestSent(request.method, request.url.path, self.bucket, self.route, self.attempt),
+        )
+        self.sent = self.state.throttle.clock.now()
+
+    def failed(self, exc: Exception) -> None:
+        if self.heard:
+            duration = self.state.throttle.clock.now() - self.sent
+            self._completed(None, duration, type(exc).__name__, throttled=False)
+
+    def answered(
+        self, response: ResponseView, body: object, permit: Permit
+    ) -> RateLimitSignal | None:
+        """Read the answer's signal, feed it to the bucket, report it. (Settles first.)
+        ``None`` for an answer that says nothing of rate limits."""
+        state = self.state
+        signal = state.read_signal(response, body, self)
+        if signal is None:
+            permit.observe_quiet(response.status_code, self.received_at, cached=self.scan.cached)
+            if self.heard:
+                self._completed(
+                    response.status_code, self.received_at - self.sent, None, throttled=False
+                )
+            return None
+        pauses = self.pauses = permit.observe(signal, self.origin)
+        if self.heard:
+            self._completed(
+                response.status_code,
+                self.received_at - self.sent,
+                None,
+                throttled=signal.throttled,
+                ignored_wait=signal.ignored_wait,
+            )
+            for quota in signal.quotas:
+                reset_in = None if quota.reset_at is None else quota.reset_at - self.received_at
+                state.hooks.emit(
+                    "on_quota",
+                    QuotaObserved(
+                        self.bucket,
+                        quota.name,
+                        quota.dialect,
+                        quota.limit,
+                        quota.remaining,
+                        reset_in,
+                    ),
+                )
+        for delay, source in pauses:
+            state.hooks.emit("on_paused", Paused(self.bucket, delay, source))
+        return signal
+
+    def _completed(
+        self,
+        status: int | None,
+        duration: float,
+        error: str | None,
+        *,
+        throttled: bool,
+        ignored_wait: bool = False,
+    ) -> None:
+        request = self.request
+        self.state.hooks.emit(
+            "on_request_completed",
+            RequestCompleted(
+                request.method,
+                request.url.path,
+                self.bucket,
+                self.route,
+                self.attempt,
+                status,
+                duration,
+                error,
+                throttled,
+                ignored_wait,
+            ),
+        )
+
+
+def attempt_flow(
+    state: ClientState,
+    bind: Bind,
+    request: RequestView,
+    deadline: float | None,
+    attempt: int = 1,
+    key: Hashable | None = None,
+    origin: str | None = None,
+) -> Generator[Effect, Any, Answer]:
+    """One try: through the throttle, to the wire, and the answer read back."""
+    step = Attempt(state, request, attempt, key, origin)
+    throttle = state.throttle
+    permit = throttle.admit_now(step.key, step.cost, step.origin)
+    if permit is None:  # it may have to wait: the driver's throttle queues it
+        permit = yield Admit(step.key, step.cost, step.origin, deadline)
+    if step.heard:
+        step.admitted(permit)
+    try:
+        auth = request.extensions.get(AUTH_EXTENSION)
+        if auth is not None:
+            auth.attach_hooks(state.hooks)
+            yield Authorize(auth, request)
+        if step.heard:
+            step.sending()
+        try:
+            response = yield Send(request, deadline)
+        except Exception as exc:
+            step.failed(exc)
+            raise
+        step.received_at = throttle.clock.now()
+        step.wall_now = time.time()  # read against Date-less epoch resets
+        scan = step.scan = scan_headers(response.headers)
+        body = None
+        if small_body(scan):
+            wants = wants_body(response.status_code, response.headers, scan)
+            if wants:
+                # The answer may pause the bucket: nobody leaves until it is read.
+                permit.hold()
+            try:
+                content = yield ReadBody(response)
+            except Exception as exc:
+                yield Close(response)
+                step.failed(exc)
+                raise
+            if wants:
+                body = _json_or_none(content)
+        permit.settle()
+    except BaseException:
+        permit.release()
+        raise
+    signal = step.answered(response, body, permit)
+    if throttle.backend is not None:
+        yield Publish(permit, step.pauses, response)
+    bind(response, permit)
+    return response, signal
+
+
+# -- one call, with retries -----------------------------------------------------------
+
+
+_UNDECIDED: Final = RetryDecision(retry=False, reason="")
+
+
+class Call(_Named):
+    """Private. One call with retries: tenacity's strategies and the call's flow."""
+
+    # Slots: a call lives as long as its request waits, and 100,000 may wait at once.
+    __slots__ = (
+        "attempts",
+        "budget",
+        "can_replay",
+        "clock",
+        "deadline",
+        "decision",
+        "hooks",
+        "key",
+        "library",
+        "origin",
+        "policy",
+        "previous_backoff",
+        "request",
+        "started",
+        "state",
+    )
+
+    clock: Clock
+
+    def __init__(
+        self,
+        state: ClientState,
+        library: HttpLibrary,
+        policy: RetryPolicy,
+        request: RequestView,
+    ) -> None:
+        self.state = state
+        self.library = library
+        self.policy = policy
+        self.request = request
+        self.clock = state.throttle.clock
+        self.budget = state.budget
+        self.started = self.clock.now()
+        self.deadline = None if policy.deadline is None else self.started + policy.deadline
+        self.decision = _UNDECIDED
+        self.hooks = state.hooks
+        self.key, self.origin = state.key_and_origin(request)
+        self.attempts = 0
+        self.can_replay = library.replayable(request)
+        self.previous_backoff = policy.backoff
+        if (
+            policy.auto_idempotency_key
+            and request.method not in IDEMPOTENT_METHODS
+            and policy.idempotency_header not in request.headers
+        ):
+            request.headers[policy.idempotency_header] = uuid.uuid4().hex
+
+    def flow(self, bind: Bind) -> Generator[Effect, Any, Any]:
+        """The call: its attempts, and after the first outcome that calls for a retry,
+        tenacity's decisions; the response. (Most calls end after one attempt without
+        building tenacity's machinery at all.)"""
+        if self.budget is not None:
+            self.budget.record_request(self.started)
+        retrying: tenacity.Retrying | None = None
+        retry_state = None
+        outcome: Answer | Exception
+        while True:
+            self.attempts += 1
+            try:
+                response, signal = yield from attempt_flow(
+                    self.state,
+                    bind,
+                    self.request,
+                    self.deadline,
+                    self.attempts,
+                    self.key,
+                    self.origin,
+                )
+            except Exception as error:
+                if retrying is None and not self._retryable(None, None, error):
+                    raise
+                outcome = error
+            else:
+                retry = None if signal is None else signal.retry
+                if retry is not None and retry.over_cap and signal is not None and signal.throttled:
+                    yield Close(response)
+                    raise RetryAfterTooLongError(
+                        retry_after=retry.requested or 0.0, limit=self.policy.max_retry_after
+                    )
+                if retrying is None and not self._retryable(response, signal, None):
+                    return response
+                outcome = (response, signal)
+            if retrying is None or retry_state is None:
+                # A retry is due: tenacity's controller decides from here on.
+                retrying = tenacity.Retrying(
+                    stop=self._stop,
+                    wait=self._wait,
+                    retry=self._retry,
+                    retry_error_callback=self._give_up,
+                    reraise=True,
+                )
+                retrying.begin()
+                retry_state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
+            if isinstance(outcome, Exception):
+                retry_state.set_exception((type(outcome), outcome, outcome.__traceback__))
+            else:
+                retry_state.set_result(outcome)
+            do = retrying.iter(retry_state)
+            if not isinstance(do, tenacity.DoSleep):
+                # Given up: the last response (had it been an error, it was raised).
+                return typing.cast("Answer", do)[0]
+            retried = self._retrying(retry_state)
+            if retried is not None:
+                yield Close(retried)  # a retried response is closed, its slots given back
+            retry_state.prepare_for_next_attempt()
+            yield Sleep(self.clock.now() + do)
+            if self.deadline is not None and self.clock.now() >= self.deadline:
+                raise self.deadline_passed()
+
+    def deadline_passed(self) -> DeadlineExceededError:
+        """The error of a call whose deadline passed (its give-up reported)."""
+        event = RetryEvent(
+            attempt=self.attempts,
+            reason="deadline",
+            wait=0.0,
+            method=self.request.method,
+            status=None,
+            bucket=self.bucket,
+            route=self.route,
+        )
+        self.hooks.emit("on_give_up", event)
+        _emit(self.policy.on_give_up, event)
+        return DeadlineExceededError(deadline=self.policy.deadline or 0.0, reason="it passed")
+
+    def _decide(
+        self,
+        response: ResponseView | None,
+        signal: RateLimitSignal | None,
+        error: BaseException | None,
+    ) -> RetryDecision:
+        return decide(
+            self.policy,
+            self.request,
+            None if response is None else response.status_code,
+            error,
+            signal,
+            can_replay=self.can_replay,
+            error_kind=None if error is None else self.library.classify(error),
+        )
+
+    def _retryable(
+        self,
+        response: ResponseView | None,
+        signal: RateLimitSignal | None,
+        error: BaseException | None,
+    ) -> bool:
+        """Whether the first attempt's outcome calls for a retry. Most do not, and then
+        the call ends without building tenacity's machinery at all."""
+        if (
+            response is not None
+            and response.status_code not in self.policy.statuses
+            and (signal is None or signal.retry is None)
+        ):
+            return False  # what ``decide`` says of it, without building its reason
+        self.decision = self._decide(response, signal, error)
+        return self.decision.retry
+
+    # -- tenacity strategies --------------------------------------------------------
+
+    def _outcome(
+        self, state: tenacity.RetryCallState
+    ) -> tuple[Any, RateLimitSignal | None, BaseException | None]:
+        outcome = state.outcome
+        assert outcome is not None  # noqa: S101 - strategies run after an attempt
+        if outcome.failed:
+            return None, None, outcome.exception()
+        response, signal = outcome.result()
+        return response, signal, None
+
+    def _retry(self, state: tenacity.RetryCallState) -> bool:
+        self.decision = self._decide(*self._outcome(state))
+        return self.decision.retry
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        _, signal, _ = self._outcome(state)
+        backoff = self.policy.backoff_for(state.attempt_number, self.previous_backoff)
+        self.previous_backoff = backoff
+        server = signal.retry.delay if signal is not None and signal.retry is not None else None
+        return max(backoff, server or 0.0)
+
+    def _stop(self, state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number >= self.policy.attempts:
+            self.decision = RetryDecision(retry=False, reason="attempts exhausted")
+            return True
+        now = self.clock.now()
+        if self.deadline is not None and now + state.upcoming_sleep > self.deadline:
+            self.decision = RetryDecision(retry=False, reason="deadline")
+            return True
+        if self.budget is not None and not self.budget.try_spend(now):
+            self.decision = RetryDecision(retry=False, reason="retry budget exhausted")
+            response, _, _ = self._outcome(state)
+            self.hooks.emit("on_budget_exhausted", self._event(state, response, 0.0))
+            return True
+        return False
+
+    def _retrying(self, state: tenacity.RetryCallState) -> Any:
+        """Before a retry's wait: its event, reported; the response to close, if any."""
+        response, _, _ = self._outcome(state)
+        event = self._event(state, response, state.upcoming_sleep)
+        self.hooks.emit("on_retry", event)
+        _emit(self.policy.on_retry, event)
+        return response
+
+    def _event(
+        self, state: tenacity.RetryCallState, response: ResponseView | None, wait: float
+    ) -> RetryEvent:
+        return RetryEvent(
+            attempt=state.attempt_number,
+            reason=self.decision.reason,
+            wait=wait,
+            method=self.request.method,
+            status=None if response is None else response.status_code,
+            bucket=self.bucket,
+            route=self.route,
+        )
+
+    def _give_up(self, state: tenacity.RetryCallState) -> Answer:
+        response, signal, error = self._outcome(state)
+        if state.attempt_number > 1 or self.decision.reason in (
+            "retry budget exhausted",
+            "deadline",
+        ):
+            event = self._event(state, response, 0.0)
+            self.hooks.emit("on_give_up", event)
+            _emit(self.policy.on_give_up, event)
+        if error is not None:
+            raise error
+        assert response is not None  # noqa: S101
+        return response, signal
+
+
+def _emit(hook: Callable[[RetryEvent], object] | None, event: RetryEvent) -> None:
+    """Call a retry hook; a hook that raises never breaks a request."""
+    if hook is None:
+        return
+    try:
+        hook(event)
+    except Exception:
+        logger.warning("retry hook %r raised", hook, exc_info=True)
