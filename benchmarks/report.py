@@ -96,6 +96,27 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
                 _verdict(overhead["ratio"] >= 0.97),
             ]
         )
+        other = overhead.get("httpx2")
+        if other is not None:
+            rows.append(
+                [
+                    f"overhead: throughput ≥ 0.97 × plain httpx2 ({other['connections']} "
+                    "connections)",
+                    f"{other['ratio']:.3f} ×",
+                    _verdict(other["ratio"] >= 0.97),
+                ]
+            )
+        for name, run in (("httpx", overhead), ("httpx2", other)):
+            cpu = None if run is None else run.get("in_process")
+            if cpu is not None:
+                ratio = cpu["ours_us"] / cpu["plain_us"]
+                rows.append(
+                    [
+                        f"CPU per request in process ≤ 1.20 × plain {name}",
+                        f"{cpu['ours_us']:.1f} ÷ {cpu['plain_us']:.1f} µs = {ratio:.2f} ×",
+                        _verdict(ratio <= 1.20),
+                    ]
+                )
     rows += _limiter_targets(results.get("limiters"))
     return rows
 
@@ -250,7 +271,7 @@ def limiter_tables(limiters: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def _paired_text(run: dict[str, Any]) -> str:
+def _paired_text(run: dict[str, Any], library: str = "httpx") -> str:
     pool = f" with {run['connections']} connections" if "connections" in run else ""
     spread = (
         f" (interquartile range {run['ratio_iqr'][0]:.3f}-{run['ratio_iqr'][1]:.3f})"
@@ -258,7 +279,7 @@ def _paired_text(run: dict[str, Any]) -> str:
         else ""
     )
     return (
-        f"{pool}: plain httpx {run['plain_median_per_s']:.0f} req/s, RateLimitedClient "
+        f"{pool}: plain {library} {run['plain_median_per_s']:.0f} req/s, RateLimitedClient "
         f"{run['ours_median_per_s']:.0f} req/s (medians); ratio {run['ratio']:.3f}, the "
         f"median of {run['rounds']} rounds' ratios{spread}"
     )
@@ -281,6 +302,15 @@ def overhead_text(overhead: dict[str, Any]) -> str:
             f"per request plain, {cpu['ours_us']:.1f} µs ours ({cpu['overhead_us']:.1f} µs "
             "added)."
         )
+    other = overhead.get("httpx2")
+    if other is not None:
+        text += f" On httpx2{_paired_text(other, 'httpx2')}."
+        cpu = other.get("in_process")
+        if cpu is not None:
+            text += (
+                f" In process: {cpu['plain_us']:.1f} µs plain, {cpu['ours_us']:.1f} µs ours "
+                f"({cpu['overhead_us']:.1f} µs added)."
+            )
     return text
 
 

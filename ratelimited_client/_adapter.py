@@ -66,12 +66,12 @@ T = TypeVar("T")
 
 def _current_loop() -> object:
     """The running event loop: the asyncio loop, or trio's run (its root task)."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        import trio  # only ever reached under trio
+    loop = asyncio._get_running_loop()  # asyncio's C fast path: None outside a loop
+    if loop is not None:
+        return loop
+    import trio  # only ever reached under trio
 
-        return trio.lowlevel.current_root_task()
+    return trio.lowlevel.current_root_task()
 
 
 def _cap_timeouts(request: Any, seconds: float) -> None:
@@ -292,9 +292,12 @@ class AsyncTransportBase(_TransportBase):
         loop = _current_loop()
         if loop is not self._loop:
             self._moved_to(loop)
-        flow, call = self._flow(request)
-        if call is None:
-            return self._drive(flow, single=True)
+        shared = self._shared
+        policy = shared.retry
+        if policy is None:
+            return self._drive(attempt_flow(shared, self._bind, request, None), single=True)
+        call = Call(shared, self._library, policy, request)
+        flow = call.flow(self._bind)
         if call.deadline is None:
             return self._drive(flow)
         return self._drive_within_deadline(flow, call)

@@ -284,19 +284,14 @@ def wants_body(status: int, headers: Any, scan: HeaderScan) -> bool:
     """A small JSON error response: its body may name a wait (Discord, OpenAI ...).
 
     Only for status >= 400, a JSON content type and a declared length up to
-    64 KiB (a success body is read inside the attempt too, see ``small_body``,
-    but never parsed).
+    64 KiB (a success body of up to 64 KiB with a declared length is read inside
+    the attempt too, so that a connection dropped in the middle of it fails the
+    attempt, retried like any network error, rather than the caller's read after
+    the call has returned; but it is never parsed).
     """
     if status < 400 or scan.length is None or not 0 < scan.length <= MAX_SIGNAL_BODY:
         return False
     return "json" in headers.get("content-type", "")
-
-
-def small_body(scan: HeaderScan) -> bool:
-    """A body of declared length up to 64 KiB: read inside the attempt, so a connection
-    dropped in the middle of it fails the attempt (and is retried like any network
-    error) instead of failing the caller's read after the call has returned."""
-    return scan.length is not None and scan.length <= MAX_SIGNAL_BODY
 
 
 def _json_or_none(content: bytes) -> object:
@@ -356,23 +351,22 @@ class Attempt(_Named):
         self,
         state: ClientState,
         request: RequestView,
-        attempt: int = 1,
-        key: Hashable | None = None,
-        origin: str | None = None,
+        attempt: int,
+        key: Hashable,
+        origin: str,
+        cost: float,
+        *,
+        heard: bool = True,
     ) -> None:
         self.state = state
         self.request = request
         self.attempt = attempt
-        extensions = request.extensions
-        self.cost = request_cost(extensions) if COST_EXTENSION in extensions else 1.0
-        # A call with retries works the key out once, for all its attempts.
-        if key is None or origin is None:
-            key, origin = state.key_and_origin(request)
+        self.cost = cost
         self.key = key
         self.origin = origin
         self.received_at = self.wall_now = 0.0
         self.pauses: list[tuple[float, str]] = _NO_PAUSES
-        heard = self.heard = state.hooks.per_request()
+        self.heard = heard
         if heard:
             self.asked = self.sent = state.throttle.clock.now()
 
@@ -390,6 +384,10 @@ class Attempt(_Named):
             RequestSent(request.method, request.url.path, self.bucket, self.route, self.attempt),
         )
         self.sent = self.state.throttle.clock.now()
+
+    def completed(self, status: int, received_at: float) -> None:
+        """A quiet answer (nothing of rate limits in it), reported."""
+        self._completed(status, received_at - self.sent, None, throttled=False)
 
     def failed(self, exc: Exception) -> None:
         if self.heard:
@@ -472,31 +470,42 @@ def attempt_flow(
     key: Hashable | None = None,
     origin: str | None = None,
 ) -> Generator[Effect, Any, Answer]:
-    """One try: through the throttle, to the wire, and the answer read back."""
-    step = Attempt(state, request, attempt, key, origin)
+    """One try: through the throttle, to the wire, and the answer read back.
+
+    Its bookkeeping is local; an ``Attempt`` is built only where events are heard
+    (a hook, DEBUG logging) or the answer has a signal to read."""
+    extensions = request.extensions
+    cost = request_cost(extensions) if COST_EXTENSION in extensions else 1.0
+    # A call with retries works the key out once, for all its attempts.
+    if key is None or origin is None:
+        key, origin = state.key_and_origin(request)
+    step = (
+        Attempt(state, request, attempt, key, origin, cost) if state.hooks.per_request() else None
+    )
     throttle = state.throttle
-    permit = throttle.admit_now(step.key, step.cost, step.origin)
+    permit = throttle.admit_now(key, cost, origin)
     if permit is None:  # it may have to wait: the driver's throttle queues it
-        permit = yield Admit(step.key, step.cost, step.origin, deadline)
-    if step.heard:
+        permit = yield Admit(key, cost, origin, deadline)
+    if step is not None:
         step.admitted(permit)
     try:
-        auth = request.extensions.get(AUTH_EXTENSION)
+        auth = extensions.get(AUTH_EXTENSION)
         if auth is not None:
             auth.attach_hooks(state.hooks)
             yield Authorize(auth, request)
-        if step.heard:
+        if step is not None:
             step.sending()
         try:
             response = yield Send(request, deadline)
         except Exception as exc:
-            step.failed(exc)
+            if step is not None:
+                step.failed(exc)
             raise
-        step.received_at = throttle.clock.now()
-        step.wall_now = time.time()  # read against Date-less epoch resets
-        scan = step.scan = scan_headers(response.headers)
+        received_at = throttle.clock.now()
+        scan = scan_headers(response.headers)
         body = None
-        if small_body(scan):
+        length = scan.length
+        if length is not None and length <= MAX_SIGNAL_BODY:  # small: read it now
             wants = wants_body(response.status_code, response.headers, scan)
             if wants:
                 # The answer may pause the bucket: nobody leaves until it is read.
@@ -505,7 +514,8 @@ def attempt_flow(
                 content = yield ReadBody(response)
             except Exception as exc:
                 yield Close(response)
-                step.failed(exc)
+                if step is not None:
+                    step.failed(exc)
                 raise
             if wants:
                 body = _json_or_none(content)
@@ -513,9 +523,24 @@ def attempt_flow(
     except BaseException:
         permit.release()
         raise
-    signal = step.answered(response, body, permit)
+    status = response.status_code
+    pauses = _NO_PAUSES
+    if body is None and status < 400 and not scan.may_signal and state.builtin_dialects:
+        # Most answers: a success that says nothing of rate limits (``quiet``, inline).
+        permit.observe_quiet(status, received_at, cached=scan.cached)
+        if step is not None:
+            step.completed(status, received_at)
+        signal = None
+    else:
+        if step is None:
+            step = Attempt(state, request, attempt, key, origin, cost, heard=False)
+        step.received_at = received_at
+        step.wall_now = time.time()  # read against Date-less epoch resets
+        step.scan = scan
+        signal = step.answered(response, body, permit)
+        pauses = step.pauses
     if throttle.backend is not None:
-        yield Publish(permit, step.pauses, response)
+        yield Publish(permit, pauses, response)
     bind(response, permit)
     return response, signal
 
@@ -610,7 +635,14 @@ class Call(_Named):
                     raise RetryAfterTooLongError(
                         retry_after=retry.requested or 0.0, limit=self.policy.max_retry_after
                     )
-                if retrying is None and not self._retryable(response, signal, None):
+                if retrying is None and (
+                    # What ``_retryable`` says of most answers, inline.
+                    (
+                        response.status_code not in self.policy.statuses
+                        and (signal is None or signal.retry is None)
+                    )
+                    or not self._retryable(response, signal, None)
+                ):
                     return response
                 outcome = (response, signal)
             if retrying is None or retry_state is None:

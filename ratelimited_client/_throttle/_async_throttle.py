@@ -62,25 +62,10 @@ class Throttle(ThrottleCore):
 
     # -- the way in ---------------------------------------------------------------
 
-    async def acquire(
-        self,
-        key: Hashable,
-        cost: float = 1.0,
-        *,
-        origin: str | None = None,
-        deadline: float | None = None,
-    ) -> Permit:
-        """Wait until a request of ``cost`` on bucket ``key`` may be sent; never over quota.
-
-        ``origin`` (``scheme://host:port``) makes origin-wide server pauses apply.
-        With a ``deadline`` (on this clock), a wait known to end after it fails at once.
-
-        Raises:
-            QueueFullError: ``max_queued`` requests already wait (nothing was queued).
-            RetryAfterTooLongError: the server paused this bucket for longer than allowed.
-            DeadlineExceededError: the wait for a slot would end after ``deadline``.
-            ValueError: ``cost`` can never fit the bucket's quota.
-        """
+    def admit_now(self, key: Hashable, cost: float, origin: str | None) -> Permit | None:
+        """Admit at once when the fast path can (nobody queued, nothing from the server
+        in force, quota and a slot free); ``None``: ``acquire`` decides, and may wait.
+        The call flows ask this first, so most requests never reach ``acquire``."""
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._bucket(key)
@@ -125,6 +110,31 @@ class Throttle(ThrottleCore):
                     self._admitted += 1
                     self._in_flight += 1
                     return Permit(self, bucket, tickets, now, limiter, cost)
+        return None
+
+    async def acquire(
+        self,
+        key: Hashable,
+        cost: float = 1.0,
+        *,
+        origin: str | None = None,
+        deadline: float | None = None,
+    ) -> Permit:
+        """Wait until a request of ``cost`` on bucket ``key`` may be sent; never over quota.
+
+        ``origin`` (``scheme://host:port``) makes origin-wide server pauses apply.
+        With a ``deadline`` (on this clock), a wait known to end after it fails at once.
+
+        Raises:
+            QueueFullError: ``max_queued`` requests already wait (nothing was queued).
+            RetryAfterTooLongError: the server paused this bucket for longer than allowed.
+            DeadlineExceededError: the wait for a slot would end after ``deadline``.
+            ValueError: ``cost`` can never fit the bucket's quota.
+        """
+        permit = self.admit_now(key, cost, origin)
+        if permit is not None:
+            return permit
+        bucket = self._buckets[key]  # made by ``admit_now``
         self._check_too_long(bucket, self.clock.now())
         self._check_cost(bucket, cost)
         if bucket.live == 0 and bucket.remote is None:
