@@ -118,6 +118,17 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
                     ]
                 )
     rows += _limiter_targets(results.get("limiters"))
+    for r in results.get("vendor_sdks", []):
+        if r["ours"]:
+            met = r["rejected"] == 0 and r["answered"] == r["calls"] and r["x_least"] <= 1.25
+            rows.append(
+                [
+                    f"{r['vendor']} SDK, {r['limit']}/{r['window']:g} s not told: 0 × 429, "
+                    "all answered, ≤ 1.25 × least",
+                    f"{r['rejected']} × 429, {r['answered']}/{r['calls']}, {r['x_least']:.2f} ×",
+                    _verdict(met),
+                ]
+            )
     return rows
 
 
@@ -376,6 +387,22 @@ def markdown(results: dict[str, Any], plots: str | None = None) -> str:
     real = results.get("real_limiters")
     if real is not None:
         lines += ["", "### Real limiters (nginx, slowapi)", "", real_limiter_table(real)]
+    vendors = results.get("vendor_sdks")
+    if vendors:
+        lines += ["", "### The vendor SDKs (openai, anthropic) on the httpx2 stack", ""]
+        lines += _table(
+            ["SDK, quota", "client", "answered", "429s at the mock", "× least time"],
+            [
+                [
+                    f"{r['vendor']}, {r['limit']}/{r['window']:g} s",
+                    r["client"],
+                    f"{r['answered']}/{r['calls']}",
+                    str(r["rejected"]),
+                    f"{r['x_least']:.2f} ×",
+                ]
+                for r in vendors
+            ],
+        )
     lines += ["", "### Limiters (no HTTP)"]
     lines += limiter_tables(results.get("limiters"))
     if plots is not None:

@@ -6,7 +6,8 @@
 1. limiter micro-benchmarks (``bench_limiters.py``);
 2. overhead against plain httpx (``bench_overhead.py``);
 3. the scenarios against every peer over real sockets (``bench_scenarios.py``);
-4. the peers against real limiters, nginx and slowapi (``bench_real_limiters.py``).
+4. the peers against real limiters, nginx and slowapi (``bench_real_limiters.py``);
+5. the openai and anthropic SDKs over the library and bare (``bench_vendor_sdks.py``).
 
 Writes ``results-<date>.json`` (or ``quick.json``), ``penalty-timeline.png`` and
 ``lateness.png`` into ``--out`` (default ``benchmarks/results``); with
@@ -30,6 +31,7 @@ import bench_limiters
 import bench_overhead
 import bench_real_limiters
 import bench_scenarios
+import bench_vendor_sdks
 import report
 
 HERE = Path(__file__).resolve().parent
@@ -66,6 +68,11 @@ def run(quick: bool, only: str | None, peer: str | None = None) -> dict[str, Any
         print("real limiters ...", flush=True)
         prefix = only.split(":", 1)[1] if only and ":" in only else None
         results["real_limiters"] = anyio.run(bench_real_limiters.run_all, quick, prefix, peer)
+    if only in (None, "vendors"):
+        print("vendor SDKs ...", flush=True)
+        calls = 40 if quick else 200
+        results["vendor_sdks"] = bench_vendor_sdks.run(calls, min(calls // 2, 100), quick)
+        print(bench_vendor_sdks.report(results["vendor_sdks"]), flush=True)
     results["seconds"] = time.monotonic() - started
     return results
 
@@ -78,7 +85,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
     parser.add_argument(
         "--only",
-        help="limiters, overhead, scenarios[:<name prefix>] or real[:<limiter prefix>] "
+        help="limiters, overhead, vendors, scenarios[:<name prefix>] or real[:<limiter prefix>] "
         "(default: all)",
     )
     parser.add_argument(

@@ -73,6 +73,14 @@ def test_the_whole_suite_runs_quick(tmp_path: Path) -> None:
     assert overhead["small_pool"]["connections"] == 10
     assert overhead["small_pool"]["ratio"] > 0
     assert overhead["in_process"]["plain_us"] > 0
+    assert overhead["httpx2"]["ratio"] > 0
+    assert overhead["httpx2"]["in_process"]["plain_us"] > 0
+
+    # The vendor SDKs: the smoke run keeps to openai, ours and the bare SDK.
+    vendors = {run["client"]: run for run in results["vendor_sdks"]}
+    assert len(vendors) == 2
+    ours = next(run for run in vendors.values() if run["ours"])
+    assert (ours["rejected"], ours["answered"]) == (0, ours["calls"])
 
     # Real limiters: the smoke run keeps to nginx without burst and three peers.
     real = {run["peer"]: run for run in results["real_limiters"]["runs"]}
@@ -88,6 +96,7 @@ def test_the_whole_suite_runs_quick(tmp_path: Path) -> None:
         assert (tmp_path / name).read_bytes()[:8] == PNG
     assert "### Targets" in done.stdout
     assert "### Real limiters (nginx, slowapi)" in done.stdout
+    assert "### The vendor SDKs (openai, anthropic) on the httpx2 stack" in done.stdout
 
 
 def _results(**changes: Any) -> dict[str, Any]:

@@ -14,65 +14,40 @@ in this process on a free port. Needs
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import math
-import time
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anthropic
+from _demo import run
 
 from ratelimited_client.httpx2 import RateLimitedClient
-from ratelimited_client.testing import MockAPIConfig, MockAPIServer
 
-CALLS = 60
-CONCURRENCY = 30
-LIMIT = 20  # per second, a strict sliding window
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 
-async def ask_all(base_url: str, *, bare: bool) -> tuple[int, int]:
-    """Fire the calls; (answered, failed)."""
+@asynccontextmanager
+async def open_anthropic(url: str, bare: bool) -> AsyncIterator[Callable[[int], Awaitable[object]]]:
     if bare:
-        client = anthropic.AsyncAnthropic(api_key="sk-ant-mock", base_url=base_url)
+        client = anthropic.AsyncAnthropic(api_key="sk-ant-mock", base_url=url)
     else:
         client = anthropic.AsyncAnthropic(
             api_key="sk-ant-mock",  # the mock checks no key
-            base_url=base_url,  # no /v1: the SDK adds it
+            base_url=url,  # no /v1: the SDK adds it
             http_client=RateLimitedClient(),  # no rate=: learned from the headers
             max_retries=0,  # retries are the library's (docs/vendor-sdks.md)
         )
-    slots = asyncio.Semaphore(CONCURRENCY)
 
-    async def ask(i: int) -> bool:
-        async with slots:
-            try:
-                await client.messages.create(
-                    model="claude-haiku-4-5",
-                    max_tokens=64,
-                    messages=[{"role": "user", "content": f"question {i}"}],
-                )
-            except anthropic.RateLimitError:
-                return False
-        return True
+    async def ask(i: int) -> object:
+        return await client.messages.create(
+            model="mock-model",  # a retired model's name would warn; the mock takes any
+            max_tokens=64,
+            messages=[{"role": "user", "content": f"question {i}"}],
+        )
 
     async with client:
-        answered = await asyncio.gather(*(ask(i) for i in range(CALLS)))
-    return sum(answered), CALLS - sum(answered)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="60 SDK calls against a mock quota.")
-    parser.add_argument("--bare", action="store_true", help="the SDK alone, no ratelimited_client")
-    bare = parser.parse_args().bare
-    with MockAPIServer(MockAPIConfig(limit=LIMIT, window=1.0, dialect="anthropic")) as server:
-        started = time.monotonic()
-        answered, failed = asyncio.run(ask_all(server.url, bare=bare))
-        elapsed = time.monotonic() - started
-        stats = server.stats()
-    least = math.ceil(CALLS / LIMIT) - 1  # seconds: the last second's calls go after this
-    print(f"{'bare SDK' if bare else 'RateLimitedClient'}: {answered} answered, {failed} failed")
-    print(f"429s the mock sent: {stats.rejected}")
-    print(f"wall time: {elapsed:.2f} s (the quota allows no less than {least} s)")
+        yield ask
 
 
 if __name__ == "__main__":
-    main()
+    run("anthropic", "", open_anthropic, anthropic.RateLimitError)

@@ -181,9 +181,9 @@ class Vendor:
     #: may be read up to this much slower per window. Per-minute quotas (Anthropic's
     #: real ones) hardly notice; a 1 s window can be read as nearly 2 s.
     reset_grain: float
-    #: The quota of the 200-call run (limit, window): 20 per 1 s, but Anthropic's
-    #: whole-second resets would make that up to 2 × slow (18 s of a minute's test
-    #: budget) however well the client learned; 100 per 5 s keeps the grain to 20 %.
+    #: The quota of the 200-call speed run (limit, window). Both also run at 20 per
+    #: 1 s; there Anthropic's whole-second resets may make the run up to 2 × slow
+    #: however well the client learned, while 100 per 5 s keeps the grain to 20 %.
     quota: tuple[int, float]
     answer: type[object]
     rate_limit_error: type[Exception]
@@ -298,15 +298,30 @@ def report(vendor: Vendor, label: str, tally: Tally, rejected: int, least: float
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])  # seconds of quota: asyncio only
-@pytest.mark.parametrize("vendor", VENDORS)
+@pytest.mark.parametrize(
+    ("vendor", "quota"),
+    [
+        # The issue's case: 20 per second, for both.
+        pytest.param(OPENAI, (LIMIT, WINDOW), id="openai-20/s"),
+        pytest.param(ANTHROPIC, (LIMIT, WINDOW), id="anthropic-20/s"),
+        # Anthropic's resets in whole seconds cost up to a second a window: the speed
+        # bound is checked on a window where that grain is a fifth, not the whole.
+        pytest.param(ANTHROPIC, ANTHROPIC.quota, id="anthropic-100/5s"),
+    ],
+)
 async def test_async_sdk_never_exceeds_a_quota_it_learns(
-    mock_api_server: MockAPIServerFactory, vendor: Vendor, anyio_backend: str
+    mock_api_server: MockAPIServerFactory,
+    vendor: Vendor,
+    quota: tuple[int, float],
+    anyio_backend: str,
 ) -> None:
     """200 calls from 100 tasks, no rate given, against a strict quota: no 429,
-    every call answered, near the least time. The bare SDK: 429s."""
+    every call answered, near the least time (plus the reset grain per window on
+    a 1 s window). The bare SDK: 429s."""
     calls, concurrency = 200, 100
-    limit, window = vendor.quota
+    limit, window = quota
     least = least_time(calls, limit, window)
+    grain = vendor.reset_grain if window < 5.0 else 0.0
 
     server = mock_api_server(limit=limit, window=window, dialect=vendor.dialect)
     async with vendor.open_async(server.url, RateLimitedClient(), 0) as call:
@@ -317,7 +332,7 @@ async def test_async_sdk_never_exceeds_a_quota_it_learns(
     assert [type(answer) for answer in tally.answers] == [vendor.answer] * calls
     assert stats.rejected == 0
     assert stats.max_received_in_window <= limit
-    assert least * 0.95 <= tally.elapsed <= SLACK * least
+    assert least * 0.95 <= tally.elapsed <= longest_allowed(calls, limit, window, grain)
 
     # The control: the SDK alone, its own client and its default retries.
     bare = mock_api_server(limit=limit, window=window, dialect=vendor.dialect)
