@@ -33,7 +33,12 @@ from ._call import (
 )
 from ._errors import ConfigurationError
 from ._oauth import OAuth2Base
-from ._options import THROTTLE_DEFAULTS, ThrottleOptions, resolve_options
+from ._options import (
+    THROTTLE_DEFAULTS,
+    ThrottleOptions,
+    lists_throttle_options,
+    resolve_options,
+)
 from ._sdk import ClientDefaults
 
 if TYPE_CHECKING:
@@ -497,6 +502,7 @@ class ForwardingClient(ClientWiring):
     """A client that takes its library's arguments as keywords (``**httpx_options``)
     beside the throttle options, and hands the former to the library."""
 
+    @lists_throttle_options
     def __init__(self, **httpx_options: Any) -> None:
         options = {
             name: httpx_options.pop(name) for name in THROTTLE_DEFAULTS & httpx_options.keys()

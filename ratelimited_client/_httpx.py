@@ -334,7 +334,3 @@ class SyncRateLimitedClient(ForwardingClient, httpx.Client):
     """
 
     _throttled_transport = SyncRateLimitedTransport
-
-    @lists_throttle_options
-    def __init__(self, **httpx_options: typing.Any) -> None:
-        super().__init__(**httpx_options)

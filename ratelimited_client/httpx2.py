@@ -21,7 +21,6 @@ nothing patches imports. Needs the extra: ``pip install
 
 from __future__ import annotations
 
-import typing
 from typing import Unpack
 
 try:
@@ -134,10 +133,6 @@ class RateLimitedClient(ForwardingClient, httpx2.AsyncClient):
 
     _throttled_transport = RateLimitedTransport
 
-    @lists_throttle_options
-    def __init__(self, **httpx_options: typing.Any) -> None:
-        super().__init__(**httpx_options)
-
 
 class SyncRateLimitedClient(ForwardingClient, httpx2.Client):
     """An ``httpx2.Client`` that never sends over the quota: the blocking twin of
@@ -148,7 +143,3 @@ class SyncRateLimitedClient(ForwardingClient, httpx2.Client):
     """
 
     _throttled_transport = SyncRateLimitedTransport
-
-    @lists_throttle_options
-    def __init__(self, **httpx_options: typing.Any) -> None:
-        super().__init__(**httpx_options)

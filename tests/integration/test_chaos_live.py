@@ -67,23 +67,19 @@ def live(*types: type) -> int:
     return sum(1 for obj in gc.get_objects() if isinstance(obj, types))
 
 
-async def warm_up() -> None:
-    """What a first use loads for good (httpcore's network modules, a retried call's
-    machinery) is loaded before the objects are counted: run first in a process (as
+async def warm_up(url: str) -> None:
+    """What a first use loads for good (httpcore's network modules, OAuth's token
+    client, a retried call's and a deadline's machinery) is loaded before the
+    objects are counted, against a server of its own: run first in a process (as
     under pytest-xdist), the test would count them as growth."""
-    answers = iter([503, 200])
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(next(answers, 200))
-
-    async with httpx.AsyncHTTPTransport():
-        pass
-    policy = RetryPolicy(attempts=2, backoff=0.001)
-    transport = httpx.MockTransport(answer)
+    auth = OAuth2ClientCredentials(f"{url}/oauth/token", client_id="app", client_secret=SECRET)
+    policy = RetryPolicy(attempts=5, backoff=0.01, budget=1.0, deadline=30.0)
     async with RateLimitedClient(
-        base_url="http://warm.test", transport=transport, retry=policy
-    ) as c:
-        assert (await c.get("/")).status_code == 200
+        base_url=url, auth=auth, rate=Rate(LIMIT, 1.0), latency_proof=True, retry=policy
+    ) as client:
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(client.get, f"/items/{i}")
 
 
 @pytest.mark.timeout(240)
@@ -107,7 +103,17 @@ async def test_chaos_run_loses_nothing_and_leaks_nothing(
         penalty_for=5.0,
         seed=11,
     )
-    await warm_up()
+    await warm_up(
+        mock_api_server(
+            limit=1000,
+            window=1.0,
+            fail_rate=0.3,
+            oauth=True,
+            client_id="app",
+            client_secret=SECRET,
+            seed=2,
+        ).url
+    )
     tasks_before = len(asyncio.all_tasks()) if anyio_backend == "asyncio" else 0
     fds_before = open_fds()
     gc.collect()
