@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import time
 import typing
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import anyio
 
+from ._blocking import DONE, Ready, run_blocking
 from ._call import (
     Admit,
     Authorize,
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
         Awaitable,
         Callable,
         Coroutine,
-        Generator,
         Iterator,
     )
     from types import TracebackType
@@ -64,9 +64,6 @@ __all__ = [
     "SyncPermitStreamBody",
     "SyncTransportBase",
 ]
-
-
-T = TypeVar("T")
 
 
 def _current_loop() -> object:
@@ -132,7 +129,7 @@ class _TransportBase:
 
     The driver is written once, as a coroutine: it hands each effect to the side's
     ``_admit`` / ``_send`` / ... (awaiting them on the async side; on the blocking
-    side they are coroutines that never suspend, and ``_run_blocking`` runs the
+    side they are coroutines that never suspend, and ``run_blocking`` runs the
     driver to its end in one step)."""
 
     #: The HTTP library this adapter is for.
@@ -233,7 +230,7 @@ class _TransportBase:
     # -- the side's effects (each overridden by the async and the blocking side) -------
     # Each returns an awaitable: the async side the library's own coroutine (no frame
     # of ours in between, on every request and for every request that waits), the
-    # blocking side the value, already there (``_Ready``).
+    # blocking side the value, already there (``Ready``).
 
     def _admit(self, effect: Admit) -> Awaitable[Permit]:
         raise NotImplementedError
@@ -364,33 +361,6 @@ class AsyncTransportBase(_TransportBase):
         await self._transport.__aexit__(exc_type, exc_value, traceback)
 
 
-class _Ready(Generic[T]):
-    """An awaitable whose value is already there: a blocking effect's result, handed
-    to the driver without suspending it."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: T) -> None:
-        self.value = value
-
-    def __await__(self) -> Generator[Any, Any, T]:
-        yield from ()  # a generator that returns at once, never suspending
-        return self.value
-
-
-_DONE: Final = _Ready(None)
-
-
-def _run_blocking(driver: Coroutine[Any, Any, Any]) -> Any:
-    """Run the driver over blocking effects: it never suspends, so one step ends it."""
-    try:
-        driver.send(None)
-    except StopIteration as done:
-        return done.value
-    driver.close()
-    raise RuntimeError("a blocking effect suspended the driver")  # pragma: no cover
-
-
 class SyncTransportBase(_TransportBase):
     """The blocking transport of any library: the same driver, its effects blocking.
 
@@ -409,10 +379,10 @@ class SyncTransportBase(_TransportBase):
 
     def handle_request(self, request: Any) -> Any:
         flow, call = self._flow(request)
-        return _run_blocking(self._drive(flow, single=call is None))
+        return run_blocking(self._drive(flow, single=call is None))
 
     def _admit(self, effect: Admit) -> Awaitable[Permit]:
-        return _Ready(
+        return Ready(
             self._throttle.acquire_sync(
                 effect.key, effect.cost, origin=effect.origin, deadline=effect.deadline
             )
@@ -421,23 +391,23 @@ class SyncTransportBase(_TransportBase):
     def _send(self, effect: Send) -> Awaitable[Any]:
         if effect.deadline is not None:
             _cap_timeouts(effect.request, effect.deadline - self._throttle.clock.now())
-        return _Ready(self._transport.handle_request(effect.request))
+        return Ready(self._transport.handle_request(effect.request))
 
     def _read(self, effect: ReadBody) -> Awaitable[bytes]:
         content: bytes = effect.response.read()
-        return _Ready(content)
+        return Ready(content)
 
     def _close(self, effect: Close) -> Awaitable[object]:
         effect.response.close()
-        return _DONE
+        return DONE
 
     def _authorize(self, effect: Authorize) -> Awaitable[object]:
         effect.auth.before_send_sync(effect.request)
-        return _DONE
+        return DONE
 
     def _sleep(self, effect: Sleep) -> Awaitable[object]:
         time.sleep(max(0.0, effect.until - self._throttle.clock.now()))
-        return _DONE
+        return DONE
 
     def _publish(self, effect: Publish) -> Awaitable[object]:
         try:
@@ -446,7 +416,7 @@ class SyncTransportBase(_TransportBase):
             effect.permit.release()  # the slot and the connection go back, whatever happens
             effect.response.close()
             raise
-        return _DONE
+        return DONE
 
     def close(self) -> None:
         self._transport.close()

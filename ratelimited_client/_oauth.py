@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 import anyio
 
+from ._blocking import run_blocking
 from ._errors import ConfigurationError, TokenRefreshError
 from ._hooks import Dispatcher, TokenEvent
 
@@ -219,41 +220,13 @@ class OAuth2Base:
             if self._sync_generation != generation and self._sync_error is not None:
                 raise self._sync_error
             self._sync_generation += 1
-            started = self._clock_now()
             try:
-                token = self._parse_or_raise_sync()
+                token = run_blocking(self._request_token(sync=True))
             except TokenRefreshError as error:
                 self._sync_error = error
-                self._report(
-                    TokenEvent(
-                        self._grant_type, False, self._clock_now() - started, None, error.status
-                    )
-                )
                 raise
             self._sync_error = None
-            self._store(token)
-            self._received(token)
-            self._report_success(token, started)
             return token
-
-    def _parse_or_raise_sync(self) -> OAuth2Token:
-        data, headers = self._grant()
-        self.refreshes += 1
-        client: Any = self._client
-        library = self._library
-        try:
-            if isinstance(client, library.sync_client):
-                response = client.post(
-                    self.token_url, data=data, headers=headers, timeout=self.timeout
-                )
-            else:
-                with library.sync_client(timeout=self.timeout) as own:
-                    response = own.post(self.token_url, data=data, headers=headers)
-        except library.http_error as exc:
-            raise TokenRefreshError(
-                f"the token endpoint could not be reached: {type(exc).__name__}"
-            ) from None
-        return self._parse(response, self._clock_now())
 
     def _report_success(self, token: OAuth2Token, started: float) -> None:
         now = self._clock_now()
@@ -277,17 +250,10 @@ class OAuth2Base:
 
     async def _refresh(self) -> OAuth2Token:
         flight = self._flight = _Flight()
-        started = self._clock_now()
-        grant = self._grant_type
         try:
-            token = await self._fetch()
-            self._store(token)
-            self._received(token)
-            self._report_success(token, started)
-            return token
+            return await self._request_token(sync=False)
         except TokenRefreshError as error:
             flight.error = error
-            self._report(TokenEvent(grant, False, self._clock_now() - started, None, error.status))
             raise
         except BaseException:
             # Cancelled mid-refresh: waiters must not hang; the next one tries again.
@@ -297,25 +263,48 @@ class OAuth2Base:
             self._flight = None
             flight.done.set()
 
-    async def _fetch(self) -> OAuth2Token:
-        data, headers = self._grant()
-        self.refreshes += 1
-        client: Any = self._client
-        library = self._library
+    async def _request_token(self, *, sync: bool) -> OAuth2Token:
+        """One token request: posted, parsed, stored and reported. Written once for
+        both flows: with ``sync`` every step blocks and nothing is awaited that could
+        suspend, so ``run_blocking`` runs it on the caller's thread."""
+        started = self._clock_now()
         try:
-            if not isinstance(client, library.async_client):
-                async with library.async_client(timeout=self.timeout) as own:
-                    response = await own.post(self.token_url, data=data, headers=headers)
-            else:
-                response = await client.post(
-                    self.token_url, data=data, headers=headers, timeout=self.timeout
-                )
+            data, headers = self._grant()
+            self.refreshes += 1
+            response = await self._post(data, headers, sync=sync)
+            token = self._parse(response, self._clock_now())
+        except TokenRefreshError as error:
+            elapsed = self._clock_now() - started
+            self._report(TokenEvent(self._grant_type, False, elapsed, None, error.status))
+            raise
+        self._store(token)
+        self._received(token)
+        self._report_success(token, started)
+        return token
+
+    async def _post(self, data: dict[str, str], headers: dict[str, str], *, sync: bool) -> Any:
+        """Post the token request with the ``token_client`` (of the flow's kind), or a
+        short-lived client of our own with the request's timeout."""
+        library = self._library
+        kind = library.sync_client if sync else library.async_client
+        client: Any = self._client
+        try:
+            if isinstance(client, kind):
+                sent = client.post(self.token_url, data=data, headers=headers, timeout=self.timeout)
+                return sent if sync else await sent
+            own = kind(timeout=self.timeout)
+            try:
+                sent = own.post(self.token_url, data=data, headers=headers)
+                return sent if sync else await sent
+            finally:
+                if sync:
+                    own.close()
+                else:
+                    await own.aclose()
         except library.http_error as exc:
             raise TokenRefreshError(
                 f"the token endpoint could not be reached: {type(exc).__name__}"
             ) from None
-        received = self._clock_now()
-        return self._parse(response, received)
 
     def _parse(self, response: Any, received: float) -> OAuth2Token:
         try:
