@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .._errors import BackendUnavailableError
 from ._core import ThrottleCore, _check_deadline
 from ._permit import Permit
 from ._waiting import _FifoSemaphore, _resolve, _running_asyncio_loop, _Waiter
@@ -221,33 +220,13 @@ class Throttle(ThrottleCore):
     async def _remote_acquire(
         self, bucket: _Bucket, cost: float
     ) -> tuple[RemoteAdmission | None, float]:
-        backend = self.backend
-        assert backend is not None  # noqa: S101
-        assert bucket.remote is not None  # noqa: S101
-        try:
-            decision = await backend.acquire(
-                str(bucket.key), self._remote_specs(bucket), cost, learned=not bucket.remote
-            )
-        except BackendUnavailableError as error:
-            return self._unavailable(bucket, cost, error)
-        return self._decided(bucket, decision)
+        assert self.backend is not None  # noqa: S101
+        return await self._remote_acquire_with(self.backend, bucket, cost)
 
     async def after_answer(self, permit: Permit, pauses: list[tuple[float, str]]) -> None:
         """Tell the shared backend: re-date the admission, publish the server's pauses."""
-        backend = self.backend
-        bucket = permit.bucket
-        if backend is None or bucket.remote is None:
-            return
-        try:
-            if permit.remote is not None:
-                await backend.settle(permit.remote)
-            for delay, _ in pauses:
-                await backend.pause(str(permit.key), delay)
-            learned = self._to_publish(bucket)
-            if learned is not None:
-                bucket.shared_rate = await backend.learn(str(permit.key), learned)
-        except BackendUnavailableError as error:
-            logger.debug("could not update the backend after an answer: %s", error)
+        if self.backend is not None:
+            await self._after_answer_with(self.backend, permit, pauses)
 
     async def _sleep_head(self, bucket: _Bucket, deadline: float) -> None:
         """Sleep until ``deadline`` or until ``bucket.kick()``, whichever is first."""

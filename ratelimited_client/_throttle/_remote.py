@@ -2,28 +2,71 @@
 
 Which limits a bucket has the backend decide, what an answer from it means here
 (a limit another process learned, the wait it asks for), what this process has
-to publish, and what to do while it cannot be reached. The round trips
-themselves are the async and the sync throttle's (``_remote_acquire`` and
-``after_answer`` in each), the only code here that a stack would change.
+to publish, and what to do while it cannot be reached. The round trips are
+written once too (``_remote_acquire_with``, ``_after_answer_with``), over the
+backend's calls as awaitables: the async throttle hands the backend itself, the
+sync one ``BlockingCalls`` (its blocking twins, done before they are awaited),
+run with ``run_blocking``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from .._blocking import DONE, Ready
+from .._errors import BackendUnavailableError
 from .._rate import SlidingWindow
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from .._backends import RedisBackend, RemoteAdmission, RemoteDecision
     from .._clock import Clock
-    from .._errors import BackendUnavailableError
     from .._rate import LimitSpec, Rate
     from ._bucket import _Bucket
+    from ._permit import Permit
 
-__all__ = ["RemoteCoordination"]
+__all__ = ["BackendCalls", "BlockingCalls", "RemoteCoordination"]
 
 logger = logging.getLogger("ratelimited_client")
+
+
+class BackendCalls(Protocol):
+    """The backend's calls the throttle makes, each an awaitable (``RedisBackend``'s
+    own async methods are)."""
+
+    def acquire(
+        self, bucket: str, specs: tuple[LimitSpec, ...], cost: float, *, learned: bool
+    ) -> Awaitable[RemoteDecision]: ...
+    def settle(self, admission: RemoteAdmission) -> Awaitable[None]: ...
+    def pause(self, bucket: str, seconds: float) -> Awaitable[None]: ...
+    def learn(self, bucket: str, rate: Rate) -> Awaitable[Rate | None]: ...
+
+
+class BlockingCalls:
+    """Private. The backend's blocking calls, each done before it is awaited."""
+
+    __slots__ = ("backend",)
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self.backend = backend
+
+    def acquire(
+        self, bucket: str, specs: tuple[LimitSpec, ...], cost: float, *, learned: bool
+    ) -> Awaitable[RemoteDecision]:
+        return Ready(self.backend.acquire_sync(bucket, specs, cost, learned=learned))
+
+    def settle(self, admission: RemoteAdmission) -> Awaitable[None]:
+        self.backend.settle_sync(admission)
+        return DONE
+
+    def pause(self, bucket: str, seconds: float) -> Awaitable[None]:
+        self.backend.pause_sync(bucket, seconds)
+        return DONE
+
+    def learn(self, bucket: str, rate: Rate) -> Awaitable[Rate | None]:
+        return Ready(self.backend.learn_sync(bucket, rate))
 
 
 class RemoteCoordination:
@@ -98,3 +141,34 @@ class RemoteCoordination:
                 self.backend.describe(),
                 extra={"event": "backend_available", "backend": self.backend.describe()},
             )
+
+    async def _remote_acquire_with(
+        self, calls: BackendCalls, bucket: _Bucket, cost: float
+    ) -> tuple[RemoteAdmission | None, float]:
+        """One admission round trip: the units taken, or the wait the backend asks for."""
+        assert bucket.remote is not None  # noqa: S101
+        try:
+            decision = await calls.acquire(
+                str(bucket.key), self._remote_specs(bucket), cost, learned=not bucket.remote
+            )
+        except BackendUnavailableError as error:
+            return self._unavailable(bucket, cost, error)
+        return self._decided(bucket, decision)
+
+    async def _after_answer_with(
+        self, calls: BackendCalls, permit: Permit, pauses: list[tuple[float, str]]
+    ) -> None:
+        """Tell the shared backend: re-date the admission, publish the server's pauses."""
+        bucket = permit.bucket
+        if bucket.remote is None:
+            return
+        try:
+            if permit.remote is not None:
+                await calls.settle(permit.remote)
+            for delay, _ in pauses:
+                await calls.pause(str(permit.key), delay)
+            learned = self._to_publish(bucket)
+            if learned is not None:
+                bucket.shared_rate = await calls.learn(str(permit.key), learned)
+        except BackendUnavailableError as error:
+            logger.debug("could not update the backend after an answer: %s", error)

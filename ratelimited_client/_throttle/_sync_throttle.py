@@ -9,9 +9,10 @@ import math
 import threading
 from typing import TYPE_CHECKING
 
-from .._errors import BackendUnavailableError
+from .._blocking import run_blocking
 from ._core import ThrottleCore, _check_deadline
 from ._permit import SyncPermit
+from ._remote import BlockingCalls
 from ._waiting import _Waiter
 
 if TYPE_CHECKING:
@@ -147,33 +148,14 @@ class SyncThrottle(ThrottleCore):
     def _remote_acquire_sync(
         self, bucket: _Bucket, cost: float
     ) -> tuple[RemoteAdmission | None, float]:
-        backend = self.backend
-        assert backend is not None  # noqa: S101
-        assert bucket.remote is not None  # noqa: S101
-        try:
-            decision = backend.acquire_sync(
-                str(bucket.key), self._remote_specs(bucket), cost, learned=not bucket.remote
-            )
-        except BackendUnavailableError as error:
-            return self._unavailable(bucket, cost, error)
-        return self._decided(bucket, decision)
+        assert self.backend is not None  # noqa: S101
+        calls = BlockingCalls(self.backend)
+        return run_blocking(self._remote_acquire_with(calls, bucket, cost))
 
     def after_answer_sync(self, permit: Permit, pauses: list[tuple[float, str]]) -> None:
         """Tell the shared backend: re-date the admission, publish the server's pauses."""
-        backend = self.backend
-        bucket = permit.bucket
-        if backend is None or bucket.remote is None:
-            return
-        try:
-            if permit.remote is not None:
-                backend.settle_sync(permit.remote)
-            for delay, _ in pauses:
-                backend.pause_sync(str(permit.key), delay)
-            learned = self._to_publish(bucket)
-            if learned is not None:
-                bucket.shared_rate = backend.learn_sync(str(permit.key), learned)
-        except BackendUnavailableError as error:
-            logger.debug("could not update the backend after an answer: %s", error)
+        if self.backend is not None:
+            run_blocking(self._after_answer_with(BlockingCalls(self.backend), permit, pauses))
 
     def statistics(self) -> ThrottleStatistics:
         with self.lock:
