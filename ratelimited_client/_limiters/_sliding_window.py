@@ -125,7 +125,10 @@ class SlidingWindowLimiter:
         return math.inf  # unreachable while the sums are consistent
 
     def acquire(self, now: float, cost: float, *, pending: bool) -> Ticket:
-        now = self._prune(now)
+        # Called right after ``wait_time`` at the same ``now`` (the protocol's rule),
+        # which pruned the log for it already.
+        if now != self._last_now:
+            now = self._prune(now)
         if pending:
             self._pending += cost
             return _Pending(cost)

@@ -310,10 +310,11 @@ class ThrottleCore(RemoteCoordination):
         if bucket is None:
             if len(self._buckets) >= self._sweep_at:
                 self._sweep()
-            rates = self.bucket_rates.get(key, self.rates)
+            own = self.bucket_rates.get(key)
+            rates = self.rates if own is None else own
             pacing = (
-                self._pacing_rate
-                if rates is self.rates
+                self._pacing_rate  # the default rates' pacing, worked out once
+                if own is None
                 else min((spec.rate for spec in rates), key=lambda r: r.per_second, default=None)
             )
             shape = build_limiter(rates)
