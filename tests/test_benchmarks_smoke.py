@@ -27,6 +27,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.mark.slow  # half a minute of real runs over sockets
 @pytest.mark.timeout(300)
+@pytest.mark.heavy
 def test_the_whole_suite_runs_quick(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "benchmarks/run_all.py", "--quick", "--out", str(tmp_path)],

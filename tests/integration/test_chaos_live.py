@@ -45,7 +45,7 @@ from ratelimited_client._throttle import Permit, _Waiter
 if TYPE_CHECKING:
     from ratelimited_client.testing.pytest_plugin import MockAPIServerFactory
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.heavy]
 
 LIMIT = 150
 SECRET = "chaos-secret"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 RUN = Path(__file__).resolve().parents[2] / "locustfiles" / "run.py"
 

@@ -247,6 +247,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.heavy
 def test_four_processes_share_one_quota_whatever_their_clocks(
     redis_server: RedisServer, mock_api_server: MockAPIServerFactory
 ) -> None:

@@ -30,7 +30,7 @@ import pytest
 
 from ratelimited_client import QueueFullError, Rate, RateLimitedClient, TokenBucket
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.heavy]
 
 
 class Parked(httpx.AsyncBaseTransport):
