@@ -306,23 +306,20 @@ def overhead_text(overhead: dict[str, Any]) -> str:
     small = overhead.get("small_pool")
     if small is not None:
         text += f" The same{_paired_text(small)}."
-    cpu = overhead.get("in_process")
-    if cpu is not None:
-        text += (
-            f" In process, over an in-memory transport: {cpu['plain_us']:.1f} µs of CPU "
-            f"per request plain, {cpu['ours_us']:.1f} µs ours ({cpu['overhead_us']:.1f} µs "
-            "added)."
-        )
+    text += _cpu_text(overhead.get("in_process"))
     other = overhead.get("httpx2")
     if other is not None:
-        text += f" On httpx2{_paired_text(other, 'httpx2')}."
-        cpu = other.get("in_process")
-        if cpu is not None:
-            text += (
-                f" In process: {cpu['plain_us']:.1f} µs plain, {cpu['ours_us']:.1f} µs ours "
-                f"({cpu['overhead_us']:.1f} µs added)."
-            )
+        text += f" On httpx2{_paired_text(other, 'httpx2')}.{_cpu_text(other.get('in_process'))}"
     return text
+
+
+def _cpu_text(cpu: dict[str, float] | None) -> str:
+    if cpu is None:
+        return ""
+    return (
+        f" In process, over an in-memory transport: {cpu['plain_us']:.1f} µs of CPU "
+        f"per request plain, {cpu['ours_us']:.1f} µs ours ({cpu['overhead_us']:.1f} µs added)."
+    )
 
 
 def real_limiter_targets(runs: list[dict[str, Any]]) -> list[list[str]]:

@@ -294,12 +294,9 @@ class AsyncTransportBase(_TransportBase):
         loop = _current_loop()
         if loop is not self._loop:
             self._moved_to(loop)
-        shared = self._shared
-        policy = shared.retry
-        if policy is None:
-            return self._drive(attempt_flow(shared, self._bind, request, None), single=True)
-        call = Call(shared, self._library, policy, request)
-        flow = call.flow(self._bind)
+        flow, call = self._flow(request)
+        if call is None:
+            return self._drive(flow, single=True)
         if call.deadline is None:
             return self._drive(flow)
         return self._drive_within_deadline(flow, call)

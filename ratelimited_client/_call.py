@@ -249,13 +249,10 @@ class ClientState:
 
     def read_signal(
         self, response: ResponseView, body: object, attempt: Attempt
-    ) -> RateLimitSignal | None:
-        """What the answer says of rate limits; ``None`` when it says nothing the
-        dialects read (most successes), without parsing."""
+    ) -> RateLimitSignal:
+        """What the answer says of rate limits (the flow has ruled out a quiet one)."""
         status = response.status_code
         headers = response.headers
-        if self.builtin_dialects and quiet(status, body, attempt.scan):
-            return None
         try:
             return parse_signal(
                 status,
@@ -397,17 +394,10 @@ class Attempt(_Named):
     def answered(
         self, response: ResponseView, body: object, permit: Permit
     ) -> RateLimitSignal | None:
-        """Read the answer's signal, feed it to the bucket, report it. (Settles first.)
-        ``None`` for an answer that says nothing of rate limits."""
+        """Read the answer's signal, feed it to the bucket, report it. (Settles first;
+        a quiet answer never gets here: the flow observes it without a signal.)"""
         state = self.state
         signal = state.read_signal(response, body, self)
-        if signal is None:
-            permit.observe_quiet(response.status_code, self.received_at, cached=self.scan.cached)
-            if self.heard:
-                self._completed(
-                    response.status_code, self.received_at - self.sent, None, throttled=False
-                )
-            return None
         pauses = self.pauses = permit.observe(signal, self.origin)
         if self.heard:
             self._completed(
@@ -525,8 +515,8 @@ def attempt_flow(
         raise
     status = response.status_code
     pauses = _NO_PAUSES
-    if body is None and status < 400 and not scan.may_signal and state.builtin_dialects:
-        # Most answers: a success that says nothing of rate limits (``quiet``, inline).
+    if state.builtin_dialects and quiet(status, body, scan):
+        # Most answers: a success that says nothing of rate limits: nothing to parse.
         permit.observe_quiet(status, received_at, cached=scan.cached)
         if step is not None:
             step.completed(status, received_at)
@@ -635,14 +625,7 @@ class Call(_Named):
                     raise RetryAfterTooLongError(
                         retry_after=retry.requested or 0.0, limit=self.policy.max_retry_after
                     )
-                if retrying is None and (
-                    # What ``_retryable`` says of most answers, inline.
-                    (
-                        response.status_code not in self.policy.statuses
-                        and (signal is None or signal.retry is None)
-                    )
-                    or not self._retryable(response, signal, None)
-                ):
+                if retrying is None and not self._retryable(response, signal, None):
                     return response
                 outcome = (response, signal)
             if retrying is None or retry_state is None:
