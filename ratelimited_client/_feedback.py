@@ -90,6 +90,17 @@ _DISAGREEMENTS: Final = 3
 # The measured upper bound gets this slack: arrival order may differ from send order
 # by a hair, and the server stamps arrivals on its own clock.
 _MEASURE_MARGIN: Final = 1.02
+# Full-refill readings stated as instants, kept per quota to be paired (see
+# ``_Refills``), and the slack on the window they bound (float noise, nothing more).
+_REFILLS: Final = 48
+_REFILL_PAIR_MARGIN: Final = 1.01
+# The pairs' bounds are settled once upper / lower is at most this.
+_REFILL_SETTLED: Final = 1.25
+# Unsettled, a window of two or more grains and within this share of a grain of a
+# whole number of them is paced to that number and ``_PHASE_STEP`` more (see
+# ``_Refills.window``).
+_PHASE_LOCK: Final = 0.15
+_PHASE_STEP: Final = 0.3
 
 
 # A search for a window learned from 429s alone settles after this many rejected probes
@@ -131,6 +142,96 @@ class _Search:
     @property
     def target(self) -> float:
         return float(self.lo ** (1 - _PROBE_BIAS) * self.hi**_PROBE_BIAS)
+
+
+class _Refills:
+    """Private. A bucket's window from pairs of its full-refill readings, free of the
+    server's clock and of how it rounds its instants.
+
+    A reading at server time ``s`` of ``u`` units used (``limit - remaining``) states
+    the instant ``F = s + f`` the bucket is full again, where ``f`` lies between
+    ``(u - 1) * w`` and ``u * w`` (``w``: the window's share of one unit; a token
+    bucket's fractional token is the slack) and the stated ``R`` is ``F`` rounded to
+    the grain ``g`` the same way each time. For two readings ``i`` and ``k``,
+    ``(u_i - 1 - u_k) * w <= R_i - R_k + g - (s_i - s_k)``, and ``s_i - s_k`` is at
+    least ``i``'s sending minus ``k``'s receipt on our own clock. So each pair with
+    ``u_i > u_k + 1`` bounds the window from above, with no reading of the server's
+    clock (a ``Date`` in whole seconds, or cached a second late, would overstate every
+    reset by up to a second, the whole of a one-second window). Where ``i`` was sent
+    after ``k`` came back, ``(u_i - u_k) * w <= R_i - R_k + g`` too: a bucket's
+    instant moves on by a share per unit counted, a moving window's by that and the
+    time between (with no fractional slack, this is the tighter one for a pair sent
+    one after the other, such as the first contact's probe and the burst after it;
+    in any order it would not hold for a bucket that refilled in between). The same pairs the
+    other way round, ``(u_i + 1 - u_k) * w >= R_i - R_k - g - (s_i - s_k)``, bound it
+    from below: how far the upper bound may still come down. Bounds that contradict
+    each other (or an upper bound at or below zero) are readings no bucket explains (a
+    fixed window reporting its end): the pairs are given up for the clock-based
+    estimate."""
+
+    __slots__ = ("best", "broken", "decimals", "lowest", "readings")
+
+    def __init__(self) -> None:
+        self.readings: deque[tuple[float, float, float, float]] = deque(maxlen=_REFILLS)
+        self.best = math.inf  # the least upper bound on the window found so far
+        self.lowest = 0.0  # the greatest lower bound
+        self.decimals = 0  # the finest grain seen in the stated instants
+        self.broken = False
+
+    def add(self, limit: float, used: float, epoch: float, sent: float, received: float) -> None:
+        """One clean answer's reading: ``epoch`` the stated refill instant."""
+        if self.broken:
+            return
+        while self.decimals < 6 and round(epoch, self.decimals) != epoch:
+            self.decimals += 1
+        grain = self.grain
+        best, lowest = self.best, self.lowest
+        for k_sent, k_received, k_used, k_epoch in self.readings:
+            # Each of the two as i, the other as k.
+            for span, used_more, sent_gap, received_gap in (
+                (epoch - k_epoch, used - k_used, sent - k_received, received - k_sent),
+                (k_epoch - epoch, k_used - used, k_sent - received, k_received - sent),
+            ):
+                if used_more > 1.0:
+                    best = min(best, (span + grain - sent_gap) / (used_more - 1.0) * limit)
+                if used_more > 0.0 and sent_gap >= 0.0:
+                    # i sent after k came back: a bucket's refill instant has moved on by
+                    # at least a share per unit counted since (by time only while full),
+                    # a moving window's by the time between too. No fractional slack.
+                    best = min(best, (span + grain) / used_more * limit)
+                room = span - grain - received_gap
+                if room > 0.0:
+                    if used_more <= -1.0:
+                        best = 0.0  # a later refill than any bucket of these counts
+                    else:
+                        lowest = max(lowest, room / (used_more + 1.0) * limit)
+        if best <= 0.0 or lowest > best:
+            self.broken = True
+            return
+        self.readings.append((sent, received, used, epoch))
+        self.best, self.lowest = best, lowest
+
+    @property
+    def grain(self) -> float:
+        return float(10.0**-self.decimals)
+
+    def window(self, estimate: float | None) -> float | None:
+        """The window to pace at: the least of the upper bound, with slack, and another
+        ``estimate`` (the clock-based one) if any. Until the bounds settle,
+        a window of about a whole number of grains would send each burst at the same
+        point of the server's second as the one before, and its readings would say
+        nothing new (the bound then stays where it is, up to twice the truth): such a
+        window of two grains or more is paced ``_PHASE_STEP`` of a grain longer, until
+        a burst lands elsewhere in the second and the bound comes down."""
+        if self.broken or not math.isfinite(self.best):
+            return estimate
+        window = min(self.best * _REFILL_PAIR_MARGIN, estimate or math.inf)
+        grain = self.grain
+        if window > self.lowest * _REFILL_SETTLED:
+            grains = window / grain
+            if grains >= 1.5 and abs(grains - round(grains)) < _PHASE_LOCK:
+                window = (round(grains) + _PHASE_STEP) * grain
+        return window
 
 
 class _Cap:
@@ -242,6 +343,7 @@ class ServerFeedback:
         self.learned_rate: Rate | None = None
         self._learned_rates: dict[str, Rate] = {}
         self._windows: dict[str, float] = {}
+        self._refills: dict[str, _Refills] = {}
         # Per quota, per absolute reset stated (epoch): when its first request was sent;
         # and the server's clock (epoch - monotonic) as best known from the readings.
         self._spans: dict[str, dict[float, float]] = {}
@@ -695,10 +797,17 @@ class ServerFeedback:
         known = self._windows.get(name)
         if quota.reset_kind == "full_refill":
             used = quota.limit - (quota.remaining if quota.remaining is not None else 0)
-            if used <= 0 or delta <= 0:
+            refills = None
+            if quota.reset_epoch is not None and sent_at is not None and used >= 0:
+                refills = self._refills.setdefault(name, _Refills())
+                refills.add(quota.limit, used, quota.reset_epoch, sent_at, received_at)
+            if used > 0 and delta > 0:
+                candidate = max(delta * quota.limit / used * _REFILL_MARGIN, _MIN_REFILL)
+                known = self._windows[name] = candidate if known is None else min(known, candidate)
+            if refills is None:
                 return known
-            candidate = max(delta * quota.limit / used * _REFILL_MARGIN, _MIN_REFILL)
-            estimate = candidate if known is None else min(known, candidate)
+            window = refills.window(known)
+            return None if window is None else max(window, _MIN_REFILL)
         elif quota.reset_epoch is None:
             estimate = max(known or 0.0, delta * _WINDOW_MARGIN, _MIN_ESTIMATE)
         else:

@@ -5,9 +5,10 @@ mock that takes 20 a second and answers with Anthropic's rate-limit headers.
     python examples/vendor_sdks/anthropic_messages.py --bare   # the SDK alone, for contrast
 
 The client is not told the quota: it learns it from the ``anthropic-ratelimit-*``
-headers, whose resets are whole seconds (so on this one-second window it may pace
-up to a second slower per window than the quota allows; on Anthropic's per-minute
-quotas the grain hardly shows). Nothing leaves the machine: the bundled mock runs
+headers, whose resets are whole seconds: on this one-second window the first few
+windows may go up to a second slower than the quota allows, until pairs of readings
+pin the window down (on Anthropic's per-minute quotas the grain hardly shows).
+Nothing leaves the machine: the bundled mock runs
 in this process on a free port. Needs
 ``pip install 'ratelimited_client[httpx2,testing]' anthropic``.
 """
