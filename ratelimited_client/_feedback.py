@@ -93,7 +93,7 @@ _MEASURE_MARGIN: Final = 1.02
 # Full-refill readings stated as instants, kept per quota to be paired (see
 # ``_Refills``), and the slack on the window they bound (float noise, nothing more).
 _REFILLS: Final = 48
-_REFILL_PAIR_MARGIN: Final = 1.01
+_REFILL_PAIR_MARGIN: Final = 1.002
 # The pairs' bounds are settled once upper / lower is at most this.
 _REFILL_SETTLED: Final = 1.25
 # Unsettled, a window of two or more grains and within this share of a grain of a

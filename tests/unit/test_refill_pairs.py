@@ -17,7 +17,7 @@ import anyio
 import httpx
 import pytest
 
-from ratelimited_client._feedback import _Refills
+from ratelimited_client._feedback import _REFILL_PAIR_MARGIN, _Refills
 
 if TYPE_CHECKING:
     from ratelimited_client.testing import FakeClock
@@ -139,15 +139,15 @@ def test_an_unsettled_window_of_whole_grains_is_paced_off_the_beat() -> None:
     """Bounds still far apart (2.0 above, 0.5 below) and an upper bound of about two
     whole-second grains: each burst would come at the same point of the server's second
     as the one before and say nothing new, so the window is paced 0.3 s longer. Settled,
-    or not a whole number of grains, it is the bound with 1 % slack."""
+    or not a whole number of grains, it is the bound with its slack (float noise)."""
     refills = _Refills()
     refills.best, refills.lowest = 1.98, 0.5
     assert refills.window(None) == pytest.approx(2.3)
     assert refills.window(5.0) == pytest.approx(2.3)
     refills.lowest = 1.7
-    assert refills.window(None) == pytest.approx(1.98 * 1.01)
+    assert refills.window(None) == pytest.approx(1.98 * _REFILL_PAIR_MARGIN)
     refills.best, refills.lowest = 1.6, 0.5
-    assert refills.window(None) == pytest.approx(1.6 * 1.01)
+    assert refills.window(None) == pytest.approx(1.6 * _REFILL_PAIR_MARGIN)
     # Another estimate (the clock-based one) that is lower wins, and is paced off the
     # beat the same way.
     refills.best = 3.0
