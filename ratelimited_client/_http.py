@@ -79,6 +79,10 @@ class HttpLibrary:
             (retried per :class:`RetryPolicy`); ``TransportError`` in both.
         never_sent: errors after which the server surely never saw the request
             (a refused or timed-out connect): retried whatever the method.
+        mistakes: network errors that sending again cannot change (a URL with no
+            or an unknown scheme, a request the library itself refuses to write,
+            a proxy that refuses the tunnel): never retried, raised at once as
+            the plain client would.
         bytes_stream: the request stream of a body given as bytes, the only
             one that can be sent twice.
         async_stream / sync_stream: the response stream base classes; a
@@ -94,6 +98,7 @@ class HttpLibrary:
     name: str
     network_error: type[Exception]
     never_sent: tuple[type[Exception], ...]
+    mistakes: tuple[type[Exception], ...]
     bytes_stream: type
     async_stream: type
     sync_stream: type
@@ -119,6 +124,7 @@ class HttpLibrary:
             name=module.__name__,
             network_error=module.TransportError,
             never_sent=(module.ConnectError, module.ConnectTimeout),
+            mistakes=(module.UnsupportedProtocol, module.LocalProtocolError, module.ProxyError),
             bytes_stream=module.ByteStream,
             async_stream=module.AsyncByteStream,
             sync_stream=module.SyncByteStream,
@@ -140,10 +146,11 @@ class HttpLibrary:
         return isinstance(request.stream, self.bytes_stream)
 
     def classify(self, error: BaseException) -> str | None:
-        """``"never-sent"``, ``"network"`` (maybe sent) or ``None`` (not a network error)."""
+        """``"never-sent"``, ``"network"`` (maybe sent) or ``None`` (not a network error
+        that can pass: one of ``mistakes``, or not a network error at all)."""
         if isinstance(error, self.never_sent):
             return "never-sent"
-        if isinstance(error, self.network_error):
+        if isinstance(error, self.network_error) and not isinstance(error, self.mistakes):
             return "network"
         return None
 

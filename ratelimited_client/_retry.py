@@ -73,7 +73,12 @@ class RetryPolicy:
             ``[backoff, 3 * previous]``) or ``"none"``.
         statuses: the HTTP statuses that are retried.
         retry_network_errors: retry connection errors, timeouts and dropped
-            connections (subject to the idempotency rules).
+            connections (subject to the idempotency rules). Errors that sending
+            again cannot change are never retried and raise at once, as from the
+            plain client: ``UnsupportedProtocol`` (a relative URL and no
+            ``base_url``, a misspelt scheme), ``LocalProtocolError`` (a request
+            the HTTP library refuses to write) and ``ProxyError`` (the proxy
+            refused the tunnel: its address or credentials).
         max_retry_after: the longest server-requested wait honoured; a longer
             one raises ``RetryAfterTooLongError`` at once, for every caller of
             the bucket until the server's time.
