@@ -6,6 +6,8 @@ limit in any window, bursts used, requests served in order.
 
 from __future__ import annotations
 
+import logging as _logging
+
 from ._backends import RedisBackend as RedisBackend
 from ._errors import BackendUnavailableError as BackendUnavailableError
 from ._errors import ConfigurationError as ConfigurationError
@@ -118,3 +120,8 @@ for _name in __all__:
     if isinstance(_obj, type) and _obj.__module__.startswith(f"{__name__}._"):
         _obj.__module__ = __name__
 del _name, _obj
+
+# A library logs, the application decides where to: without a handler of its own
+# configured, nothing of ours reaches stderr (Python's "last resort" would print
+# WARNINGs there).
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())

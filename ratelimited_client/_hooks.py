@@ -12,7 +12,8 @@ the ``ratelimited_client`` logger is fed by one that is always attached.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
@@ -140,6 +141,12 @@ class Paused:
     delay: float
     source: str
 
+    @property
+    def foreseen(self) -> bool:
+        """The headers foretold it: a quota read down to nothing, waited out until its
+        reset (not a rejection)."""
+        return self.source.endswith(" remaining=0")
+
 
 @dataclass(frozen=True, slots=True)
 class QuotaObserved:
@@ -255,7 +262,8 @@ class Dispatcher:
     __slots__ = ("_failed", "_user_hooks", "hooks")
 
     def __init__(self, hooks: tuple[Hooks, ...]) -> None:
-        self.hooks = (_LOGGING, *hooks)
+        # The logger's hooks per client: their notices are counted per client.
+        self.hooks = (_LoggingHooks(), *hooks)
         self._user_hooks = bool(hooks)
         self._failed: set[tuple[int, str]] = set()
 
@@ -289,9 +297,25 @@ class Dispatcher:
                 )
 
 
+# A bucket's unforeseen pauses are told at WARNING at most once in this many seconds;
+# the ones between at DEBUG, counted in the next WARNING.
+_PAUSE_NOTICE_EVERY: Final = 60.0
+# Buckets whose last notice is remembered (a bound on the memory; forgetting one only
+# lets its next pause be told at once).
+_PAUSE_NOTICES_KEPT: Final = 10_000
+
+
 class _LoggingHooks(Hooks):
-    """Private. The ``ratelimited_client`` logger: DEBUG for every decision,
-    INFO for retries, WARNING once per pause, per give-up and per failed refresh."""
+    """Private. The ``ratelimited_client`` logger: DEBUG for every decision, INFO for
+    retries, WARNING for what the client did not see coming: a pause the server
+    imposed (a 429 or 503 and its ``Retry-After``: once a minute per bucket at most,
+    with a count of those between), a give-up, a failed refresh, a broken hook. A
+    pause the headers foretold (a quota read down to ``remaining=0``, waited out until
+    its reset) is the throttle doing its job: DEBUG."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._notices: dict[str, tuple[float, int]] = {}  # bucket: (last told, held back)
 
     def on_request_sent(self, event: RequestSent) -> None:
         if logger.isEnabledFor(logging.DEBUG):
@@ -361,17 +385,45 @@ class _LoggingHooks(Hooks):
             )
 
     def on_paused(self, event: Paused) -> None:
+        extra = {
+            "event": "paused",
+            "bucket": event.bucket,
+            "delay": event.delay,
+            "source": event.source,
+        }
+        if event.foreseen:
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "bucket %s waits %.3f s for its quota to reset (%s)",
+                    event.bucket,
+                    event.delay,
+                    event.source,
+                    extra=extra,
+                )
+            return
+        now = self.clock()
+        told, held = self._notices.get(event.bucket, (-float("inf"), 0))
+        if now - told < _PAUSE_NOTICE_EVERY:
+            self._notices[event.bucket] = (told, held + 1)
+            logger.debug(
+                "server paused bucket %s for %.3f s (%s)",
+                event.bucket,
+                event.delay,
+                event.source,
+                extra=extra,
+            )
+            return
+        if len(self._notices) >= _PAUSE_NOTICES_KEPT:
+            self._notices.clear()
+        self._notices[event.bucket] = (now, 0)
+        since = f"; {held} more since the last notice" if held else ""
         logger.warning(
-            "server paused bucket %s for %.3f s (%s)",
+            "server paused bucket %s for %.3f s (%s%s)",
             event.bucket,
             event.delay,
             event.source,
-            extra={
-                "event": "paused",
-                "bucket": event.bucket,
-                "delay": event.delay,
-                "source": event.source,
-            },
+            since,
+            extra={**extra, "held_back": held},
         )
 
     def on_quota(self, event: QuotaObserved) -> None:
@@ -449,6 +501,3 @@ def _retry_extra(name: str, event: RetryEvent) -> dict[str, object]:
         "wait": event.wait,
         "status": event.status,
     }
-
-
-_LOGGING: Final = _LoggingHooks()

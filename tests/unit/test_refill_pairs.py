@@ -189,7 +189,7 @@ async def test_not_told_whole_second_refills_are_learned_near_the_window(
     seconds with a ``Date`` up to 0.9 s late: no 429, never 21 in a second, a learned
     window within 15 % of the truth, and the run within 1.25 × the least time (9 s)
     on virtual time. Read against the ``Date`` alone, these resets said up to 2 s."""
-    from tests.unit.test_feedback import Upstream, make_client
+    from test_feedback import Upstream, make_client
 
     upstream = Upstream(fake_clock, anthropic_like(date_lag), latency=0.02)
     statuses: list[int] = []
