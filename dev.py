@@ -11,8 +11,10 @@
                               # running beside it (how CI on a shared runner feels)
 
 Needs nothing but Python 3.11+: on first use (and whenever pyproject.toml
-changes) it creates ``.venv`` beside this file and installs the project with
-its ``dev`` extra into it; later runs reuse it.
+changes) it creates ``.venv`` beside this file and installs the project into it
+with what the command needs: ``demo`` the ``demo`` extra only (the library, the
+mock's server and the progress bar, no development tools); every other command
+the ``dev`` extra (which has the demo's too). Later runs reuse it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import venv
 from pathlib import Path
 
@@ -31,28 +34,58 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 
-def _stamp() -> Path:
+def _stamp(extra: str) -> Path:
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
-    return VENV / f".installed-{digest}"
+    return VENV / f".installed-{digest}-{extra}"
 
 
-def ensure_venv() -> None:
-    """Create .venv and install the project into it, unless already current."""
+def _requirements(extra: str) -> list[str]:
+    """The distributions ``ratelimited_client[extra]`` installs, by name: the base
+    dependencies and the extra's, its own extras followed."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras: dict[str, list[str]] = project["optional-dependencies"]
+    names: list[str] = []
+
+    def add(requirements: list[str]) -> None:
+        for requirement in requirements:
+            name = requirement.split(";")[0].split("[")[0]
+            for stop in "<>=!~ ":
+                name = name.split(stop)[0]
+            if name == "ratelimited_client":
+                for inner in requirement.split("[", 1)[1].split("]")[0].split(","):
+                    add(extras[inner.strip()])
+            elif name not in names:
+                names.append(name)
+
+    add(project["dependencies"])
+    add(extras[extra])
+    return names
+
+
+def ensure_venv(extra: str = "dev") -> None:
+    """Create .venv and install the project with ``extra`` into it, unless already
+    current (``dev`` has every other extra: it will do for any command)."""
     if sys.version_info < (3, 11):  # noqa: UP036 - the bootstrapper may run on any python3
         sys.exit(f"ratelimited_client needs Python 3.11+, this is {sys.version.split()[0]}")
-    stamp = _stamp()
-    if stamp.exists():
+    if _stamp(extra).exists() or _stamp("dev").exists():
         return
     if not PYTHON.exists():
         print(f"dev.py: creating {VENV.relative_to(ROOT)} ...", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-    print("dev.py: installing ratelimited_client[dev] (first run only) ...", flush=True)
+    what = ", ".join(_requirements(extra))
+    print(
+        f"dev.py: installing ratelimited_client[{extra}] into {VENV.relative_to(ROOT)} "
+        f"(first run only): {what}, and what they need ...",
+        flush=True,
+    )
     pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "--editable", f"{ROOT}[dev]"], check=True, cwd=ROOT)
+    subprocess.run([*pip, "--editable", f"{ROOT}[{extra}]"], check=True, cwd=ROOT)
+    digest = _stamp(extra).name.split("-")[1]
     for old in VENV.glob(".installed-*"):
-        old.unlink()
-    stamp.touch()
+        if old.name.split("-")[1] != digest:
+            old.unlink()  # pyproject.toml changed since
+    _stamp(extra).touch()
 
 
 # System binaries the tests need, by the Debian package that provides them: a real
@@ -188,7 +221,7 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2
-    ensure_venv()
+    ensure_venv("demo" if argv[0] == "demo" else "dev")
     return commands[argv[0]](argv[1:])
 
 
