@@ -462,7 +462,9 @@ class ClientWiring(ClientDefaults):
         return self._shared.statistics()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._shared.throttle!r}>"
+        base_url = str(getattr(self, "base_url", ""))
+        where = f" base_url={base_url!r}" if base_url else ""
+        return f"<{type(self).__name__}{where} {self._shared.throttle!r}>"
 
 
 class ForwardingClient(ClientWiring):

@@ -48,7 +48,8 @@ class QueueFullError(RateLimitedClientError):
         self.max_queued = max_queued
         self.queued = queued
         super().__init__(
-            f"{queued} requests are already waiting for a slot (max_queued={max_queued}); "
+            f"{queued} {'request is' if queued == 1 else 'requests are'} already waiting "
+            f"for a slot (max_queued={max_queued}); "
             "refused at once, nothing was sent"
         )
 
@@ -69,7 +70,8 @@ class RetryAfterTooLongError(RateLimitedClientError):
         where = f" for bucket {key!r}" if key is not None else ""
         super().__init__(
             f"the server asked to wait {retry_after:.1f} s{where}, longer than the "
-            f"{limit:g} s allowed; not waiting"
+            f"{limit:g} s allowed; not waiting (the client's "
+            "retry=RetryPolicy(max_retry_after=...) allows longer)"
         )
 
 

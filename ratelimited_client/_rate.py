@@ -122,6 +122,11 @@ class Rate:
     def __str__(self) -> str:
         return f"{self.limit}/{self.period:g}s"
 
+    def __repr__(self) -> str:
+        # A learned period is a measurement (1.0400832210000033): six significant
+        # digits say it; the value itself is kept whole.
+        return f"Rate(limit={self.limit}, period={float(f'{self.period:.6g}')!r})"
+
 
 @dataclass(frozen=True, slots=True)
 class SlidingWindow:
@@ -197,6 +202,16 @@ def normalize_rates(value: object, option: str = "rate") -> tuple[LimitSpec, ...
         return (SlidingWindow(_coerce_rate(value, option)),)
     if isinstance(value, SlidingWindow | TokenBucket):
         return (value,)
+    if (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ):
+        limit, period = value
+        raise ConfigurationError(
+            f"{option} got the tuple {value!r}; for {limit} per {period:g} s write "
+            f"Rate({limit}, {period!r}) or '{limit}/{period:g}s'"
+        )
     if isinstance(value, list | tuple | set | frozenset):
         specs: list[LimitSpec] = []
         for item in value:

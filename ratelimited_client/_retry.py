@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -40,6 +41,7 @@ from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from collections.abc import Set as AbstractSet
 
     from ._http import RequestView
     from ._signals import RateLimitSignal
@@ -71,7 +73,8 @@ class RetryPolicy:
         jitter: ``"full"`` (uniform in ``[0, b]``, the default), ``"equal"``
             (``b/2`` plus uniform ``[0, b/2]``), ``"decorrelated"`` (uniform in
             ``[backoff, 3 * previous]``) or ``"none"``.
-        statuses: the HTTP statuses that are retried.
+        statuses: the HTTP statuses that are retried: error statuses (400-599),
+            given as any set (kept as a ``frozenset``).
         retry_network_errors: retry connection errors, timeouts and dropped
             connections (subject to the idempotency rules). Errors that sending
             again cannot change are never retried and raise at once, as from the
@@ -106,7 +109,7 @@ class RetryPolicy:
     backoff: float = 0.5
     max_backoff: float = 30.0
     jitter: Jitter = "full"
-    statuses: frozenset[int] = frozenset({408, 429, 502, 503, 504})
+    statuses: AbstractSet[int] = frozenset({408, 429, 502, 503, 504})
     retry_network_errors: bool = True
     max_retry_after: float = 300.0
     budget: float = 0.2
@@ -138,10 +141,21 @@ class RetryPolicy:
             raise ConfigurationError(
                 f"RetryPolicy jitter must be one of {_JITTERS}, got {self.jitter!r}"
             )
-        statuses: frozenset[object] = frozenset(self.statuses)
-        if not all(isinstance(s, int) and 100 <= s <= 599 for s in statuses):
+        raw: object = self.statuses
+        if isinstance(raw, str | bytes) or not isinstance(raw, Iterable):
             raise ConfigurationError(
-                f"RetryPolicy statuses must be HTTP statuses, got {self.statuses!r}"
+                f"RetryPolicy statuses must be a set of HTTP error statuses, got {raw!r}"
+            )
+        statuses: frozenset[object] = frozenset(raw)
+        wrong = sorted(
+            repr(s)
+            for s in statuses
+            if isinstance(s, bool) or not isinstance(s, int) or not 400 <= s <= 599
+        )
+        if wrong:
+            raise ConfigurationError(
+                f"RetryPolicy statuses must be HTTP error statuses (400-599), got "
+                f"{', '.join(wrong)} in {raw!r}"
             )
         object.__setattr__(self, "statuses", statuses)
         if not isinstance(self.random, random.Random):

@@ -108,6 +108,8 @@ def test_rate_derived_values_and_text() -> None:
     assert rate.per_second == pytest.approx(50 / 60)
     assert str(rate) == "50/60s"
     assert repr(rate) == "Rate(limit=50, period=60.0)"
+    # A learned period is a measurement: six significant digits of it.
+    assert repr(Rate(20, 1.0400832210000033)) == "Rate(limit=20, period=1.04008)"
 
 
 def test_token_bucket_defaults_burst_to_the_limit_and_validates() -> None:
