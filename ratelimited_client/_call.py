@@ -66,6 +66,7 @@ from ._signals import (
     quiet,
     scan_headers,
 )
+from ._test_mode import applied as test_mode_applied
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Hashable
@@ -202,7 +203,12 @@ class ClientState:
 
     @classmethod
     def build(cls, options: ThrottleOptions, *, sync: bool = False) -> ClientState:
-        """Validate every throttle option (naming the bad one) and build the state."""
+        """Validate every throttle option (naming the bad one) and build the state.
+        Under ``testing.virtual_time()`` an async client takes its clock, seeded
+        randomness and a recorder from it."""
+        rng = None
+        if not sync:
+            options, rng = test_mode_applied(options)
         retry = options["retry"]
         throttle = build_throttle(
             rate=options["rate"],
@@ -217,6 +223,8 @@ class ClientState:
             bucket_rates=options["bucket_rates"],
             backend=options["backend"],
         )
+        if rng is not None:
+            throttle.rng = rng
         chosen = check_dialects(options["dialects"])
         key = check_key(options["key"])
         return cls(

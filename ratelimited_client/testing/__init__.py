@@ -1,7 +1,11 @@
 """Test helpers: virtual time, and a rate-limited mock API to run clients against.
 
+* :func:`virtual_time`: test mode for code that uses the library. Clients built
+  inside run on virtual time that jumps by itself (no real waiting for pauses,
+  ``Retry-After`` or backoff), with seeded jitter, and what they did is
+  recorded (:class:`VirtualTime`: attempts and their times, retries, pauses).
 * :class:`FakeClock`: pass as ``clock=`` to a client or transport; time moves
-  only when the test advances it.
+  only when the test advances it (or by itself, ``autojump=True``).
 * :class:`MockAPI`: an ASGI app that enforces a quota the way strict upstreams
   do (sliding, fixed or token-bucket window), answers 429 with ``Retry-After``
   and reports what it saw at ``GET /__stats``.
@@ -12,7 +16,7 @@
   port, each reporting what it admitted as a :class:`LimiterRecord` (needs the
   ``nginx`` binary; the ``limiters`` extra).
 * A pytest plugin (installed with the package) with the fixtures
-  ``fake_clock`` and ``mock_api_server``.
+  ``fake_clock``, ``ratelimited_virtual_time`` and ``mock_api_server``.
 
 From the command line: ``python -m ratelimited_client.testing serve --limit 10``.
 """
@@ -22,6 +26,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._clock import FakeClock as FakeClock
+from ._virtual import Sent as Sent
+from ._virtual import VirtualTime as VirtualTime
+from ._virtual import virtual_time as virtual_time
 
 if TYPE_CHECKING:
     from ._mock_api import MockAPI as MockAPI
@@ -40,7 +47,10 @@ __all__ = [
     "MockAPIServer",
     "MockAPIStats",
     "NginxLimiter",
+    "Sent",
     "SlowapiLimiter",
+    "VirtualTime",
+    "virtual_time",
 ]
 
 # Loaded on first use, so importing FakeClock (or loading the pytest plugin)

@@ -65,14 +65,23 @@ class FakeClock:
         ...  # start requests in a task group
         await clock.advance(1.0)  # the next two are admitted at t=1.0
 
+    With ``autojump=True`` nobody needs to advance it: whenever every task waits and
+    one of them sleeps on the clock, time jumps to the earliest deadline (the way
+    trio's ``MockClock(autojump_threshold=0)`` does, on asyncio too). A plain
+    ``await client.get(...)`` then runs through pauses and backoffs at once. Time
+    also jumps while a task waits on real I/O, so it is for tests whose HTTP is in
+    memory (``respx``, ``httpx.MockTransport``). See :func:`virtual_time`.
+
     .. versionadded:: 0.1
     """
 
-    def __init__(self, start: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, *, autojump: bool = False) -> None:
         self._now = float(start)
         self._heap: list[tuple[float, int, _Sleeper]] = []
         self._seq = itertools.count()
         self._scopes: list[tuple[float, anyio.CancelScope]] = []
+        self.autojump = autojump
+        self._driving = False  # a sleeper is moving time on (autojump)
 
     def now(self) -> float:
         """The current virtual time in seconds."""
@@ -97,10 +106,37 @@ class FakeClock:
         sleeper = _Sleeper(deadline, anyio.Event())
         heapq.heappush(self._heap, (deadline, next(self._seq), sleeper))
         try:
-            assert sleeper.event is not None  # noqa: S101
-            await sleeper.event.wait()
+            while True:
+                if self.autojump and not self._driving:
+                    await self._drive(sleeper)
+                    return
+                assert sleeper.event is not None  # noqa: S101
+                await sleeper.event.wait()
+                if self._now >= deadline:
+                    return
+                sleeper.event = anyio.Event()  # woken to drive (autojump)
         finally:
             sleeper.event = None  # cancelled or woken: either way no longer a sleeper
+
+    async def _drive(self, sleeper: _Sleeper) -> None:
+        """Autojump: move time on to each earliest deadline whenever every other task
+        waits, until ``sleeper``'s own has come; then hand the driving to the earliest
+        sleeper left (woken early, it drives on)."""
+        self._driving = True
+        try:
+            while self._now < sleeper.deadline:
+                await _all_blocked()
+                self._drop_cancelled()
+                if self._heap:
+                    self._now = max(self._now, self._heap[0][0])
+                self._fire_due()
+        finally:
+            self._driving = False
+            self._drop_cancelled()
+            for _, _, other in sorted(self._heap, key=lambda entry: entry[:2]):
+                if other.event is not None and other is not sleeper:
+                    other.event.set()
+                    break
 
     def cancel_scope(self, deadline: float) -> anyio.CancelScope:
         """A cancel scope cancelled when ``advance`` reaches ``deadline``."""

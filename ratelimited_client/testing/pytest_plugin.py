@@ -3,6 +3,9 @@
 Installed as a pytest plugin with the package (entry point ``pytest11``):
 
 * ``fake_clock``: a fresh :class:`FakeClock` at t = 0.
+* ``ratelimited_virtual_time``: test mode (:func:`virtual_time`) for the whole
+  test: the async clients it builds run on virtual time; yields the
+  :class:`VirtualTime` record.
 * ``mock_api_server``: a factory; ``mock_api_server(limit=20, window=1.0)``
   starts a :class:`MockAPIServer` on 127.0.0.1 and a free port and returns it
   (``.url``, ``.stats()``); every server it started is stopped after the test.
@@ -15,13 +18,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 
 from ._clock import FakeClock
+from ._virtual import VirtualTime, virtual_time
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from ._server import MockAPIServer
 
-__all__ = ["MockAPIServerFactory", "fake_clock", "mock_api_server"]
+__all__ = ["MockAPIServerFactory", "fake_clock", "mock_api_server", "ratelimited_virtual_time"]
 
 
 class MockAPIServerFactory(Protocol):
@@ -34,6 +38,14 @@ class MockAPIServerFactory(Protocol):
 def fake_clock() -> FakeClock:
     """Virtual time at t = 0 that moves only with ``await fake_clock.advance(s)``."""
     return FakeClock()
+
+
+@pytest.fixture
+def ratelimited_virtual_time() -> Iterator[VirtualTime]:
+    """Test mode for the test: clients built in it run on virtual time (no real
+    waiting), with seeded jitter; the record of what they did."""
+    with virtual_time() as record:
+        yield record
 
 
 @pytest.fixture
