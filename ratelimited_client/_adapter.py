@@ -31,6 +31,8 @@ from ._call import (
     Send,
     Sleep,
     attempt_flow,
+    begin_call,
+    call_flow,
 )
 from ._errors import ConfigurationError
 from ._oauth import OAuth2Base
@@ -179,15 +181,20 @@ class _TransportBase:
         inner = type(self._transport).__name__
         return f"<{type(self).__name__} {self._shared.throttle!r} over {inner}>"
 
-    def _flow(self, request: Any) -> tuple[Flow, Call | None]:
-        """The request's flow, and its ``Call`` if it has retries. (Without, the flow is
-        one attempt's, which returns the response and its signal.)"""
+    def _flow(self, request: Any) -> tuple[Flow, Call | None, bool]:
+        """The request's flow; its ``Call`` if it has a deadline (built before the first
+        attempt, for the driver to bound it by); whether it is one attempt's flow (no
+        retries), which returns the response and its signal."""
         shared = self._shared
         policy = shared.retry
         if policy is None:
-            return attempt_flow(shared, self._bind, request, None), None
-        call = Call(shared, self._library, policy, request)
-        return call.flow(self._bind), call
+            return attempt_flow(shared, self._bind, request, None), None, True
+        library = self._library
+        call = None
+        if policy.deadline is not None:
+            start = begin_call(shared, library, policy, request)
+            call = Call(shared, library, policy, request, start)
+        return call_flow(shared, library, policy, request, self._bind, call), call, False
 
     async def _drive(self, flow: Flow, single: bool = False) -> Any:
         """Perform the flow's effects until it returns; what fails is thrown back in
@@ -294,11 +301,9 @@ class AsyncTransportBase(_TransportBase):
         loop = _current_loop()
         if loop is not self._loop:
             self._moved_to(loop)
-        flow, call = self._flow(request)
+        flow, call, single = self._flow(request)
         if call is None:
-            return self._drive(flow, single=True)
-        if call.deadline is None:
-            return self._drive(flow)
+            return self._drive(flow, single)
         return self._drive_within_deadline(flow, call)
 
     async def _drive_within_deadline(self, flow: Flow, call: Call) -> Any:
@@ -375,8 +380,8 @@ class SyncTransportBase(_TransportBase):
         self._permit_stream = self._library.sync_permit_stream
 
     def handle_request(self, request: Any) -> Any:
-        flow, call = self._flow(request)
-        return run_blocking(self._drive(flow, single=call is None))
+        flow, _, single = self._flow(request)
+        return run_blocking(self._drive(flow, single))
 
     def _admit(self, effect: Admit) -> Awaitable[Permit]:
         return Ready(

@@ -87,6 +87,8 @@ __all__ = [
     "Send",
     "Sleep",
     "attempt_flow",
+    "begin_call",
+    "call_flow",
 ]
 
 logger = logging.getLogger("ratelimited_client")
@@ -541,8 +543,157 @@ def attempt_flow(
 _UNDECIDED: Final = RetryDecision(retry=False, reason="")
 
 
+# What a call works out before its first attempt: when it started, its bucket key and
+# origin, and whether its body can be sent again.
+CallStart: TypeAlias = "tuple[float, Hashable, str, bool]"
+
+
+def begin_call(
+    state: ClientState, library: HttpLibrary, policy: RetryPolicy, request: RequestView
+) -> CallStart:
+    """Before a call's first attempt: its start, key and origin, and whether its body can
+    be sent again (asked before the first send); its idempotency key set if the policy
+    sets one, and the retry budget told of one more request."""
+    started = state.throttle.clock.now()
+    key, origin = state.key_and_origin(request)
+    can_replay = library.replayable(request)
+    if (
+        policy.auto_idempotency_key
+        and request.method not in IDEMPOTENT_METHODS
+        and policy.idempotency_header not in request.headers
+    ):
+        request.headers[policy.idempotency_header] = uuid.uuid4().hex
+    if state.budget is not None:
+        state.budget.record_request(started)
+    return started, key, origin, can_replay
+
+
+def _decision(
+    policy: RetryPolicy,
+    library: HttpLibrary,
+    request: RequestView,
+    can_replay: bool,
+    response: ResponseView | None,
+    signal: RateLimitSignal | None,
+    error: BaseException | None,
+) -> RetryDecision:
+    return decide(
+        policy,
+        request,
+        None if response is None else response.status_code,
+        error,
+        signal,
+        can_replay=can_replay,
+        error_kind=None if error is None else library.classify(error),
+    )
+
+
+def _first_decision(
+    policy: RetryPolicy,
+    library: HttpLibrary,
+    request: RequestView,
+    can_replay: bool,
+    response: ResponseView | None,
+    signal: RateLimitSignal | None,
+    error: BaseException | None,
+) -> RetryDecision | None:
+    """Whether the first attempt's outcome calls for a retry; ``None``: a response that
+    does not, known without building the decision's reason (most of them). Until one
+    does, the call builds neither a ``Call`` nor tenacity's machinery."""
+    if (
+        response is not None
+        and response.status_code not in policy.statuses
+        and (signal is None or signal.retry is None)
+    ):
+        return None  # what ``decide`` says of it, without building its reason
+    return _decision(policy, library, request, can_replay, response, signal, error)
+
+
+def call_flow(
+    state: ClientState,
+    library: HttpLibrary,
+    policy: RetryPolicy,
+    request: RequestView,
+    bind: Bind,
+    call: Call | None = None,
+) -> Generator[Effect, Any, Any]:
+    """One call with retries: its attempts, and after the first outcome that calls for a
+    retry, tenacity's decisions (through a ``Call``); the response.
+
+    Most calls end after one attempt: for them neither a ``Call`` nor tenacity's
+    machinery is built. ``call``: one built before the first attempt, for a call with
+    a deadline (which its driver bounds)."""
+    start = begin_call(state, library, policy, request) if call is None else call.start
+    _, key, origin, can_replay = start
+    deadline = None if call is None else call.deadline
+    retrying: tenacity.Retrying | None = None
+    retry_state = None
+    outcome: Answer | Exception
+    attempt = 0
+    while True:
+        attempt += 1
+        if call is not None:
+            call.attempts = attempt
+        decision = None
+        try:
+            response, signal = yield from attempt_flow(
+                state, bind, request, deadline, attempt, key, origin
+            )
+        except Exception as error:
+            if retrying is None:
+                decision = _first_decision(policy, library, request, can_replay, None, None, error)
+                if decision is None or not decision.retry:
+                    raise
+            outcome = error
+        else:
+            retry = None if signal is None else signal.retry
+            if retry is not None and retry.over_cap and signal is not None and signal.throttled:
+                yield Close(response)
+                raise RetryAfterTooLongError(
+                    retry_after=retry.requested or 0.0, limit=policy.max_retry_after
+                )
+            if retrying is None:
+                decision = _first_decision(
+                    policy, library, request, can_replay, response, signal, None
+                )
+                if decision is None or not decision.retry:
+                    return response
+            outcome = (response, signal)
+        if call is None:
+            call = Call(state, library, policy, request, start)
+        if retrying is None or retry_state is None:
+            # A retry is due: tenacity's controller decides from here on.
+            if decision is not None:
+                call.decision = decision
+            retrying = tenacity.Retrying(
+                stop=call._stop,
+                wait=call._wait,
+                retry=call._retry,
+                retry_error_callback=call._give_up,
+                reraise=True,
+            )
+            retrying.begin()
+            retry_state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
+        if isinstance(outcome, Exception):
+            retry_state.set_exception((type(outcome), outcome, outcome.__traceback__))
+        else:
+            retry_state.set_result(outcome)
+        do = retrying.iter(retry_state)
+        if not isinstance(do, tenacity.DoSleep):
+            # Given up: the last response (had it been an error, it was raised).
+            return typing.cast("Answer", do)[0]
+        retried = call._retrying(retry_state)
+        if retried is not None:
+            yield Close(retried)  # a retried response is closed, its slots given back
+        retry_state.prepare_for_next_attempt()
+        yield Sleep(call.clock.now() + do)
+        if call.deadline is not None and call.clock.now() >= call.deadline:
+            raise call.deadline_passed()
+
+
 class Call(_Named):
-    """Private. One call with retries: tenacity's strategies and the call's flow."""
+    """Private. One call with retries once a retry is due (or from the start, for a call
+    with a deadline): what tenacity's strategies and the call's events need."""
 
     # Slots: a call lives as long as its request waits, and 100,000 may wait at once.
     __slots__ = (
@@ -559,6 +710,7 @@ class Call(_Named):
         "policy",
         "previous_backoff",
         "request",
+        "start",
         "started",
         "state",
     )
@@ -571,89 +723,21 @@ class Call(_Named):
         library: HttpLibrary,
         policy: RetryPolicy,
         request: RequestView,
+        start: CallStart,
     ) -> None:
         self.state = state
         self.library = library
         self.policy = policy
         self.request = request
+        self.start = start
+        self.started, self.key, self.origin, self.can_replay = start
         self.clock = state.throttle.clock
         self.budget = state.budget
-        self.started = self.clock.now()
         self.deadline = None if policy.deadline is None else self.started + policy.deadline
         self.decision = _UNDECIDED
         self.hooks = state.hooks
-        self.key, self.origin = state.key_and_origin(request)
-        self.attempts = 0
-        self.can_replay = library.replayable(request)
+        self.attempts = 1
         self.previous_backoff = policy.backoff
-        if (
-            policy.auto_idempotency_key
-            and request.method not in IDEMPOTENT_METHODS
-            and policy.idempotency_header not in request.headers
-        ):
-            request.headers[policy.idempotency_header] = uuid.uuid4().hex
-
-    def flow(self, bind: Bind) -> Generator[Effect, Any, Any]:
-        """The call: its attempts, and after the first outcome that calls for a retry,
-        tenacity's decisions; the response. (Most calls end after one attempt without
-        building tenacity's machinery at all.)"""
-        if self.budget is not None:
-            self.budget.record_request(self.started)
-        retrying: tenacity.Retrying | None = None
-        retry_state = None
-        outcome: Answer | Exception
-        while True:
-            self.attempts += 1
-            try:
-                response, signal = yield from attempt_flow(
-                    self.state,
-                    bind,
-                    self.request,
-                    self.deadline,
-                    self.attempts,
-                    self.key,
-                    self.origin,
-                )
-            except Exception as error:
-                if retrying is None and not self._retryable(None, None, error):
-                    raise
-                outcome = error
-            else:
-                retry = None if signal is None else signal.retry
-                if retry is not None and retry.over_cap and signal is not None and signal.throttled:
-                    yield Close(response)
-                    raise RetryAfterTooLongError(
-                        retry_after=retry.requested or 0.0, limit=self.policy.max_retry_after
-                    )
-                if retrying is None and not self._retryable(response, signal, None):
-                    return response
-                outcome = (response, signal)
-            if retrying is None or retry_state is None:
-                # A retry is due: tenacity's controller decides from here on.
-                retrying = tenacity.Retrying(
-                    stop=self._stop,
-                    wait=self._wait,
-                    retry=self._retry,
-                    retry_error_callback=self._give_up,
-                    reraise=True,
-                )
-                retrying.begin()
-                retry_state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
-            if isinstance(outcome, Exception):
-                retry_state.set_exception((type(outcome), outcome, outcome.__traceback__))
-            else:
-                retry_state.set_result(outcome)
-            do = retrying.iter(retry_state)
-            if not isinstance(do, tenacity.DoSleep):
-                # Given up: the last response (had it been an error, it was raised).
-                return typing.cast("Answer", do)[0]
-            retried = self._retrying(retry_state)
-            if retried is not None:
-                yield Close(retried)  # a retried response is closed, its slots given back
-            retry_state.prepare_for_next_attempt()
-            yield Sleep(self.clock.now() + do)
-            if self.deadline is not None and self.clock.now() >= self.deadline:
-                raise self.deadline_passed()
 
     def deadline_passed(self) -> DeadlineExceededError:
         """The error of a call whose deadline passed (its give-up reported)."""
@@ -676,32 +760,9 @@ class Call(_Named):
         signal: RateLimitSignal | None,
         error: BaseException | None,
     ) -> RetryDecision:
-        return decide(
-            self.policy,
-            self.request,
-            None if response is None else response.status_code,
-            error,
-            signal,
-            can_replay=self.can_replay,
-            error_kind=None if error is None else self.library.classify(error),
+        return _decision(
+            self.policy, self.library, self.request, self.can_replay, response, signal, error
         )
-
-    def _retryable(
-        self,
-        response: ResponseView | None,
-        signal: RateLimitSignal | None,
-        error: BaseException | None,
-    ) -> bool:
-        """Whether the first attempt's outcome calls for a retry. Most do not, and then
-        the call ends without building tenacity's machinery at all."""
-        if (
-            response is not None
-            and response.status_code not in self.policy.statuses
-            and (signal is None or signal.retry is None)
-        ):
-            return False  # what ``decide`` says of it, without building its reason
-        self.decision = self._decide(response, signal, error)
-        return self.decision.retry
 
     # -- tenacity strategies --------------------------------------------------------
 
