@@ -298,7 +298,7 @@ class AsyncTransportBase(_TransportBase):
     def handle_async_request(self, request: Any) -> Coroutine[Any, Any, Any]:
         # Not a coroutine itself: it hands the driver's to the caller, one frame less
         # on every resume and for every request that waits.
-        loop = _current_loop()
+        loop = asyncio._get_running_loop() or _current_loop()  # the former: asyncio's, inline
         if loop is not self._loop:
             self._moved_to(loop)
         flow, call, single = self._flow(request)

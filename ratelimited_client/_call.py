@@ -493,7 +493,7 @@ def attempt_flow(
             if step is not None:
                 step.failed(exc)
             raise
-        received_at = throttle.clock.now()
+        received_at = throttle.now()
         scan = scan_headers(response.headers)
         body = None
         length = scan.length
@@ -554,7 +554,7 @@ def begin_call(
     """Before a call's first attempt: its start, key and origin, and whether its body can
     be sent again (asked before the first send); its idempotency key set if the policy
     sets one, and the retry budget told of one more request."""
-    started = state.throttle.clock.now()
+    started = state.throttle.now()
     key, origin = state.key_and_origin(request)
     can_replay = library.replayable(request)
     if (

@@ -173,19 +173,19 @@ class SlidingWindowLimiter:
         return self._append(now, cost)
 
     def settle(self, ticket: Ticket, at: float) -> None:
-        if isinstance(ticket, _Pending):
-            if not ticket.settled:
-                # Settled at the caller's "now", which is not before any date in the log.
-                ticket.settled = True
-                self._pending -= ticket.cost
-                self._append(max(at, self._last_now), ticket.cost)
+        if isinstance(ticket, int):  # dated: its sequence number
+            index = ticket - self._seq0
+            # An entry every rate has expired is gone: nothing to re-date (one that only
+            # shorter periods expired is behind their heads, never read by them again).
+            if index >= self._windows[0].head and at > self._at[index]:
+                self._at[index] = at
             return
-        assert isinstance(ticket, int)  # noqa: S101 - internal invariant
-        index = ticket - self._seq0
-        # An entry every rate has expired is gone: nothing to re-date (one that only
-        # shorter periods expired is behind their heads, never read by them again).
-        if index >= self._windows[0].head and at > self._at[index]:
-            self._at[index] = at
+        assert isinstance(ticket, _Pending)  # noqa: S101 - internal invariant
+        if not ticket.settled:
+            # Settled at the caller's "now", which is not before any date in the log.
+            ticket.settled = True
+            self._pending -= ticket.cost
+            self._append(max(at, self._last_now), ticket.cost)
 
     def used(self, now: float) -> float:
         self._prune(now)
