@@ -86,9 +86,9 @@ __all__ = [
     "ReadBody",
     "Send",
     "Sleep",
+    "after_first",
     "attempt_flow",
     "begin_call",
-    "call_flow",
 ]
 
 logger = logging.getLogger("ratelimited_client")
@@ -609,91 +609,58 @@ def _first_decision(
     return _decision(policy, library, request, can_replay, response, signal, error)
 
 
-def call_flow(
+def _too_long(signal: RateLimitSignal | None) -> bool:
+    """A throttle whose server-requested wait is over the policy's cap."""
+    retry = None if signal is None else signal.retry
+    return retry is not None and retry.over_cap and signal is not None and signal.throttled
+
+
+def _refuse(policy: RetryPolicy, response: Any, signal: RateLimitSignal) -> Flow:
+    """The end of a call told to wait longer than allowed: the response closed, the
+    call refused."""
+    yield Close(response)
+    assert signal.retry is not None  # noqa: S101 - see ``_too_long``
+    raise RetryAfterTooLongError(
+        retry_after=signal.retry.requested or 0.0, limit=policy.max_retry_after
+    )
+
+
+def after_first(
     state: ClientState,
     library: HttpLibrary,
     policy: RetryPolicy,
     request: RequestView,
     bind: Bind,
+    start: CallStart,
+    outcome: Answer | Exception,
     call: Call | None = None,
-) -> Generator[Effect, Any, Any]:
-    """One call with retries: its attempts, and after the first outcome that calls for a
-    retry, tenacity's decisions (through a ``Call``); the response.
-
-    Most calls end after one attempt: for them neither a ``Call`` nor tenacity's
-    machinery is built. ``call``: one built before the first attempt, for a call with
-    a deadline (which its driver bounds)."""
-    start = begin_call(state, library, policy, request) if call is None else call.start
-    _, key, origin, can_replay = start
-    deadline = None if call is None else call.deadline
-    retrying: tenacity.Retrying | None = None
-    retry_state = None
-    outcome: Answer | Exception
-    attempt = 0
-    while True:
-        attempt += 1
-        if call is not None:
-            call.attempts = attempt
-        decision = None
-        try:
-            response, signal = yield from attempt_flow(
-                state, bind, request, deadline, attempt, key, origin
-            )
-        except Exception as error:
-            if retrying is None:
-                decision = _first_decision(policy, library, request, can_replay, None, None, error)
-                if decision is None or not decision.retry:
-                    raise
-            outcome = error
-        else:
-            retry = None if signal is None else signal.retry
-            if retry is not None and retry.over_cap and signal is not None and signal.throttled:
-                yield Close(response)
-                raise RetryAfterTooLongError(
-                    retry_after=retry.requested or 0.0, limit=policy.max_retry_after
-                )
-            if retrying is None:
-                decision = _first_decision(
-                    policy, library, request, can_replay, response, signal, None
-                )
-                if decision is None or not decision.retry:
-                    return response
-            outcome = (response, signal)
-        if call is None:
-            call = Call(state, library, policy, request, start)
-        if retrying is None or retry_state is None:
-            # A retry is due: tenacity's controller decides from here on.
-            if decision is not None:
-                call.decision = decision
-            retrying = tenacity.Retrying(
-                stop=call._stop,
-                wait=call._wait,
-                retry=call._retry,
-                retry_error_callback=call._give_up,
-                reraise=True,
-            )
-            retrying.begin()
-            retry_state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
-        if isinstance(outcome, Exception):
-            retry_state.set_exception((type(outcome), outcome, outcome.__traceback__))
-        else:
-            retry_state.set_result(outcome)
-        do = retrying.iter(retry_state)
-        if not isinstance(do, tenacity.DoSleep):
-            # Given up: the last response (had it been an error, it was raised).
-            return typing.cast("Answer", do)[0]
-        retried = call._retrying(retry_state)
-        if retried is not None:
-            yield Close(retried)  # a retried response is closed, its slots given back
-        retry_state.prepare_for_next_attempt()
-        yield Sleep(call.clock.now() + do)
-        if call.deadline is not None and call.clock.now() >= call.deadline:
-            raise call.deadline_passed()
+) -> Flow | None:
+    """What follows a call's first attempt (its answer, or the error it failed with):
+    ``None`` when the call ends with it, the answer returned or the error raised; else
+    the rest of the call, as a flow returning the last answer. Most calls end with
+    their first attempt, and build neither a ``Call`` nor tenacity's machinery.
+    ``call``: one built before the first attempt (a call with a deadline)."""
+    can_replay = start[3]
+    if isinstance(outcome, Exception):
+        decision = _first_decision(policy, library, request, can_replay, None, None, outcome)
+    else:
+        response, signal = outcome
+        if _too_long(signal):
+            assert signal is not None  # noqa: S101 - see ``_too_long``
+            return _refuse(policy, response, signal)
+        decision = _first_decision(policy, library, request, can_replay, response, signal, None)
+    if decision is None or not decision.retry:
+        return None
+    if call is None:
+        call = Call(state, library, policy, request, start)
+    call.decision = decision
+    return call.retries(bind, outcome)
 
 
 class Call(_Named):
     """Private. One call with retries once a retry is due (or from the start, for a call
-    with a deadline): what tenacity's strategies and the call's events need."""
+    with a deadline): its retries, and what tenacity's strategies and the call's events
+    need."""
 
     # Slots: a call lives as long as its request waits, and 100,000 may wait at once.
     __slots__ = (
@@ -738,6 +705,54 @@ class Call(_Named):
         self.hooks = state.hooks
         self.attempts = 1
         self.previous_backoff = policy.backoff
+
+    def retries(self, bind: Bind, outcome: Answer | Exception) -> Flow:
+        """The call from its first outcome that calls for a retry on: tenacity's
+        controller decides, the flow performs what it decides (a wait, an attempt), as
+        tenacity's own ``Retrying.__call__`` does; the last answer."""
+        retrying = tenacity.Retrying(
+            stop=self._stop,
+            wait=self._wait,
+            retry=self._retry,
+            retry_error_callback=self._give_up,
+            reraise=True,
+        )
+        retrying.begin()
+        retry_state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
+        while True:
+            if isinstance(outcome, Exception):
+                retry_state.set_exception((type(outcome), outcome, outcome.__traceback__))
+            else:
+                retry_state.set_result(outcome)
+            do = retrying.iter(retry_state)
+            if not isinstance(do, tenacity.DoSleep):
+                # Given up: the last answer (had it been an error, it was raised).
+                return typing.cast("Answer", do)
+            retried = self._retrying(retry_state)
+            if retried is not None:
+                yield Close(retried)  # a retried response is closed, its slots given back
+            retry_state.prepare_for_next_attempt()
+            yield Sleep(self.clock.now() + do)
+            if self.deadline is not None and self.clock.now() >= self.deadline:
+                raise self.deadline_passed()
+            self.attempts += 1
+            try:
+                response, signal = yield from attempt_flow(
+                    self.state,
+                    bind,
+                    self.request,
+                    self.deadline,
+                    self.attempts,
+                    self.key,
+                    self.origin,
+                )
+            except Exception as error:  # noqa: BLE001 - tenacity decides, re-raises
+                outcome = error
+            else:
+                if _too_long(signal):
+                    assert signal is not None  # noqa: S101 - see ``_too_long``
+                    return (yield from _refuse(self.policy, response, signal))
+                outcome = (response, signal)
 
     def deadline_passed(self) -> DeadlineExceededError:
         """The error of a call whose deadline passed (its give-up reported)."""
