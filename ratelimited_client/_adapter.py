@@ -30,7 +30,9 @@ from ._call import (
     ReadBody,
     Send,
     Sleep,
+    after_first,
     attempt_flow,
+    begin_call,
 )
 from ._errors import ConfigurationError
 from ._oauth import OAuth2Base
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
     )
     from types import TracebackType
 
-    from ._call import Flow
+    from ._call import Answer, CallStart, Flow
     from ._http import HttpLibrary
     from ._throttle import Permit, SyncThrottle, Throttle, ThrottleStatistics
 
@@ -138,6 +140,7 @@ class _TransportBase:
 
     _transport: Any
     _shared: ClientState
+    _retry_statuses: frozenset[int]
     _stream_type: type
     _permit_stream: Callable[[Any, Permit], object]
 
@@ -158,6 +161,8 @@ class _TransportBase:
     def _adopt(self, transport: Any, shared: ClientState) -> None:
         self._transport = transport
         self._shared = shared
+        # The statuses a retry may follow (the client's policy is frozen).
+        self._retry_statuses = frozenset() if shared.retry is None else shared.retry.statuses
 
     @classmethod
     def _sharing(cls, transport: Any, shared: ClientState) -> Self:
@@ -179,20 +184,37 @@ class _TransportBase:
         inner = type(self._transport).__name__
         return f"<{type(self).__name__} {self._shared.throttle!r} over {inner}>"
 
-    def _flow(self, request: Any) -> tuple[Flow, Call | None]:
-        """The request's flow, and its ``Call`` if it has retries. (Without, the flow is
-        one attempt's, which returns the response and its signal.)"""
+    def _flow(self, request: Any) -> tuple[Flow, CallStart | None, Call | None]:
+        """The request's first attempt; with retries, the call's start (``after_first``
+        then decides what follows the attempt), and its ``Call`` if it has a deadline
+        (built before the first attempt, for the driver to bound it by)."""
         shared = self._shared
         policy = shared.retry
         if policy is None:
-            return attempt_flow(shared, self._bind, request, None), None
-        call = Call(shared, self._library, policy, request)
-        return call.flow(self._bind), call
+            return attempt_flow(shared, self._bind, request, None), None, None
+        start = begin_call(shared, self._library, policy, request)
+        _, key, origin, _ = start
+        call = None
+        if policy.deadline is not None:
+            call = Call(shared, self._library, policy, request, start)
+        flow = attempt_flow(
+            shared, self._bind, request, None if call is None else call.deadline, 1, key, origin
+        )
+        return flow, start, call
 
-    async def _drive(self, flow: Flow, single: bool = False) -> Any:
-        """Perform the flow's effects until it returns; what fails is thrown back in
-        (a cancellation too: the flow cleans up and re-raises). ``single``: the flow
-        is one attempt's, whose value is the response and its signal."""
+    async def _drive(
+        self,
+        flow: Flow,
+        request: Any = None,
+        start: CallStart | None = None,
+        call: Call | None = None,
+    ) -> Any:
+        """Perform the flow's effects until it returns its answer; what fails is thrown
+        back in (a cancellation too: the flow cleans up and re-raises). The response.
+
+        ``start``: the flow is the first attempt of a call with retries (of ``request``;
+        ``call``, its ``Call`` if already built): ``after_first`` says whether the call
+        ends with the attempt's outcome, or goes on in a flow of its own."""
         value: Any = None
         try:
             effect = flow.send(None)
@@ -217,7 +239,31 @@ class _TransportBase:
                 else:
                     effect = flow.send(value)
         except StopIteration as done:
-            return done.value[0] if single else done.value
+            response, signal = done.value
+            if start is None:
+                return response
+            if signal is None and response.status_code not in self._retry_statuses:
+                # Most answers: nothing to retry (``after_first``'s first question).
+                return response
+            then = self._after_first(request, start, call, done.value)
+            if then is None:
+                return response
+        except Exception as error:
+            if start is None:
+                raise
+            then = self._after_first(request, start, call, error)
+            if then is None:
+                raise
+        return await self._drive(then)
+
+    def _after_first(
+        self, request: Any, start: CallStart, call: Call | None, outcome: Answer | Exception
+    ) -> Flow | None:
+        shared = self._shared
+        assert shared.retry is not None  # noqa: S101 - only calls with retries get here
+        return after_first(
+            shared, self._library, shared.retry, request, self._bind, start, outcome, call
+        )
 
     def _bind(self, response: Any, permit: Permit) -> None:
         if response.is_closed or not isinstance(response.stream, self._stream_type):
@@ -291,20 +337,20 @@ class AsyncTransportBase(_TransportBase):
     def handle_async_request(self, request: Any) -> Coroutine[Any, Any, Any]:
         # Not a coroutine itself: it hands the driver's to the caller, one frame less
         # on every resume and for every request that waits.
-        loop = _current_loop()
+        loop = asyncio._get_running_loop() or _current_loop()  # the former: asyncio's, inline
         if loop is not self._loop:
             self._moved_to(loop)
-        flow, call = self._flow(request)
+        flow, start, call = self._flow(request)
         if call is None:
-            return self._drive(flow, single=True)
-        if call.deadline is None:
-            return self._drive(flow)
-        return self._drive_within_deadline(flow, call)
+            return self._drive(flow, request, start)
+        return self._drive_within_deadline(flow, request, start, call)
 
-    async def _drive_within_deadline(self, flow: Flow, call: Call) -> Any:
+    async def _drive_within_deadline(
+        self, flow: Flow, request: Any, start: CallStart | None, call: Call
+    ) -> Any:
         assert call.deadline is not None  # noqa: S101 - only called with one
         with call.clock.cancel_scope(call.deadline) as scope:
-            return await self._drive(flow)
+            return await self._drive(flow, request, start, call)
         assert scope.cancelled_caught  # noqa: S101 - only a passed deadline gets here
         raise call.deadline_passed()
 
@@ -375,8 +421,8 @@ class SyncTransportBase(_TransportBase):
         self._permit_stream = self._library.sync_permit_stream
 
     def handle_request(self, request: Any) -> Any:
-        flow, call = self._flow(request)
-        return run_blocking(self._drive(flow, single=call is None))
+        flow, start, call = self._flow(request)
+        return run_blocking(self._drive(flow, request, start, call))
 
     def _admit(self, effect: Admit) -> Awaitable[Permit]:
         return Ready(

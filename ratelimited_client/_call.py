@@ -87,7 +87,9 @@ __all__ = [
     "ReadBody",
     "Send",
     "Sleep",
+    "after_first",
     "attempt_flow",
+    "begin_call",
 ]
 
 logger = logging.getLogger("ratelimited_client")
@@ -499,7 +501,7 @@ def attempt_flow(
             if step is not None:
                 step.failed(exc)
             raise
-        received_at = throttle.clock.now()
+        received_at = throttle.now()
         scan = scan_headers(response.headers)
         body = None
         length = scan.length
@@ -549,8 +551,124 @@ def attempt_flow(
 _UNDECIDED: Final = RetryDecision(retry=False, reason="")
 
 
+# What a call works out before its first attempt: when it started, its bucket key and
+# origin, and whether its body can be sent again.
+CallStart: TypeAlias = "tuple[float, Hashable, str, bool]"
+
+
+def begin_call(
+    state: ClientState, library: HttpLibrary, policy: RetryPolicy, request: RequestView
+) -> CallStart:
+    """Before a call's first attempt: its start, key and origin, and whether its body can
+    be sent again (asked before the first send); its idempotency key set if the policy
+    sets one, and the retry budget told of one more request."""
+    started = state.throttle.now()
+    key, origin = state.key_and_origin(request)
+    can_replay = library.replayable(request)
+    if (
+        policy.auto_idempotency_key
+        and request.method not in IDEMPOTENT_METHODS
+        and policy.idempotency_header not in request.headers
+    ):
+        request.headers[policy.idempotency_header] = uuid.uuid4().hex
+    if state.budget is not None:
+        state.budget.record_request(started)
+    return started, key, origin, can_replay
+
+
+def _decision(
+    policy: RetryPolicy,
+    library: HttpLibrary,
+    request: RequestView,
+    can_replay: bool,
+    response: ResponseView | None,
+    signal: RateLimitSignal | None,
+    error: BaseException | None,
+) -> RetryDecision:
+    return decide(
+        policy,
+        request,
+        None if response is None else response.status_code,
+        error,
+        signal,
+        can_replay=can_replay,
+        error_kind=None if error is None else library.classify(error),
+    )
+
+
+def _first_decision(
+    policy: RetryPolicy,
+    library: HttpLibrary,
+    request: RequestView,
+    can_replay: bool,
+    response: ResponseView | None,
+    signal: RateLimitSignal | None,
+    error: BaseException | None,
+) -> RetryDecision | None:
+    """Whether the first attempt's outcome calls for a retry; ``None``: a response that
+    does not, known without building the decision's reason (most of them). Until one
+    does, the call builds neither a ``Call`` nor tenacity's machinery."""
+    if (
+        response is not None
+        and response.status_code not in policy.statuses
+        and (signal is None or signal.retry is None)
+    ):
+        return None  # what ``decide`` says of it, without building its reason
+    return _decision(policy, library, request, can_replay, response, signal, error)
+
+
+def _too_long(signal: RateLimitSignal | None) -> bool:
+    """A throttle whose server-requested wait is over the policy's cap."""
+    retry = None if signal is None else signal.retry
+    return retry is not None and retry.over_cap and signal is not None and signal.throttled
+
+
+def _refuse(policy: RetryPolicy, response: Any, signal: RateLimitSignal) -> Flow:
+    """The end of a call told to wait longer than allowed: the response closed, the
+    call refused."""
+    yield Close(response)
+    assert signal.retry is not None  # noqa: S101 - see ``_too_long``
+    raise RetryAfterTooLongError(
+        retry_after=signal.retry.requested or 0.0, limit=policy.max_retry_after
+    )
+
+
+def after_first(
+    state: ClientState,
+    library: HttpLibrary,
+    policy: RetryPolicy,
+    request: RequestView,
+    bind: Bind,
+    start: CallStart,
+    outcome: Answer | Exception,
+    call: Call | None = None,
+) -> Flow | None:
+    """What follows a call's first attempt (its answer, or the error it failed with):
+    ``None`` when the call ends with it, the answer returned or the error raised; else
+    the rest of the call, as a flow returning the last answer. Most calls end with
+    their first attempt, and build neither a ``Call`` nor tenacity's machinery.
+    ``call``: one built before the first attempt (a call with a deadline)."""
+    can_replay = start[3]
+    if isinstance(outcome, Exception):
+        decision = _first_decision(policy, library, request, can_replay, None, None, outcome)
+    else:
+        response, signal = outcome
+        if _too_long(signal):
+            assert signal is not None  # noqa: S101 - see ``_too_long``
+            return _refuse(policy, response, signal)
+        decision = _first_decision(policy, library, request, can_replay, response, signal, None)
+    if decision is None or not decision.retry:
+        return None
+    if call is None:
+        call = Call(state, library, policy, request, start)
+    call.decision = decision
+    return call.retries(bind, outcome)
+
+
 class Call(_Named):
-    """Private. One call with retries: tenacity's strategies and the call's flow."""
+    """Private. One call with retries once a retry is due (or from the start, for a call
+    with a deadline): its retries, and what tenacity's strategies and the call's events
+    need."""
 
     # Slots: a call lives as long as its request waits, and 100,000 may wait at once.
     __slots__ = (
@@ -567,6 +685,7 @@ class Call(_Named):
         "policy",
         "previous_backoff",
         "request",
+        "start",
         "started",
         "state",
     )
@@ -579,38 +698,51 @@ class Call(_Named):
         library: HttpLibrary,
         policy: RetryPolicy,
         request: RequestView,
+        start: CallStart,
     ) -> None:
         self.state = state
         self.library = library
         self.policy = policy
         self.request = request
+        self.start = start
+        self.started, self.key, self.origin, self.can_replay = start
         self.clock = state.throttle.clock
         self.budget = state.budget
-        self.started = self.clock.now()
         self.deadline = None if policy.deadline is None else self.started + policy.deadline
         self.decision = _UNDECIDED
         self.hooks = state.hooks
-        self.key, self.origin = state.key_and_origin(request)
-        self.attempts = 0
-        self.can_replay = library.replayable(request)
+        self.attempts = 1
         self.previous_backoff = policy.backoff
-        if (
-            policy.auto_idempotency_key
-            and request.method not in IDEMPOTENT_METHODS
-            and policy.idempotency_header not in request.headers
-        ):
-            request.headers[policy.idempotency_header] = uuid.uuid4().hex
 
-    def flow(self, bind: Bind) -> Generator[Effect, Any, Any]:
-        """The call: its attempts, and after the first outcome that calls for a retry,
-        tenacity's decisions; the response. (Most calls end after one attempt without
-        building tenacity's machinery at all.)"""
-        if self.budget is not None:
-            self.budget.record_request(self.started)
-        retrying: tenacity.Retrying | None = None
-        retry_state = None
-        outcome: Answer | Exception
+    def retries(self, bind: Bind, outcome: Answer | Exception) -> Flow:
+        """The call from its first outcome that calls for a retry on: tenacity's
+        controller decides, the flow performs what it decides (a wait, an attempt), as
+        tenacity's own ``Retrying.__call__`` does; the last answer."""
+        retrying = tenacity.Retrying(
+            stop=self._stop,
+            wait=self._wait,
+            retry=self._retry,
+            retry_error_callback=self._give_up,
+            reraise=True,
+        )
+        retrying.begin()
+        retry_state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
         while True:
+            if isinstance(outcome, Exception):
+                retry_state.set_exception((type(outcome), outcome, outcome.__traceback__))
+            else:
+                retry_state.set_result(outcome)
+            do = retrying.iter(retry_state)
+            if not isinstance(do, tenacity.DoSleep):
+                # Given up: the last answer (had it been an error, it was raised).
+                return typing.cast("Answer", do)
+            retried = self._retrying(retry_state)
+            if retried is not None:
+                yield Close(retried)  # a retried response is closed, its slots given back
+            retry_state.prepare_for_next_attempt()
+            yield Sleep(self.clock.now() + do)
+            if self.deadline is not None and self.clock.now() >= self.deadline:
+                raise self.deadline_passed()
             self.attempts += 1
             try:
                 response, signal = yield from attempt_flow(
@@ -622,46 +754,13 @@ class Call(_Named):
                     self.key,
                     self.origin,
                 )
-            except Exception as error:
-                if retrying is None and not self._retryable(None, None, error):
-                    raise
+            except Exception as error:  # noqa: BLE001 - tenacity decides, re-raises
                 outcome = error
             else:
-                retry = None if signal is None else signal.retry
-                if retry is not None and retry.over_cap and signal is not None and signal.throttled:
-                    yield Close(response)
-                    raise RetryAfterTooLongError(
-                        retry_after=retry.requested or 0.0, limit=self.policy.max_retry_after
-                    )
-                if retrying is None and not self._retryable(response, signal, None):
-                    return response
+                if _too_long(signal):
+                    assert signal is not None  # noqa: S101 - see ``_too_long``
+                    return (yield from _refuse(self.policy, response, signal))
                 outcome = (response, signal)
-            if retrying is None or retry_state is None:
-                # A retry is due: tenacity's controller decides from here on.
-                retrying = tenacity.Retrying(
-                    stop=self._stop,
-                    wait=self._wait,
-                    retry=self._retry,
-                    retry_error_callback=self._give_up,
-                    reraise=True,
-                )
-                retrying.begin()
-                retry_state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
-            if isinstance(outcome, Exception):
-                retry_state.set_exception((type(outcome), outcome, outcome.__traceback__))
-            else:
-                retry_state.set_result(outcome)
-            do = retrying.iter(retry_state)
-            if not isinstance(do, tenacity.DoSleep):
-                # Given up: the last response (had it been an error, it was raised).
-                return typing.cast("Answer", do)[0]
-            retried = self._retrying(retry_state)
-            if retried is not None:
-                yield Close(retried)  # a retried response is closed, its slots given back
-            retry_state.prepare_for_next_attempt()
-            yield Sleep(self.clock.now() + do)
-            if self.deadline is not None and self.clock.now() >= self.deadline:
-                raise self.deadline_passed()
 
     def deadline_passed(self) -> DeadlineExceededError:
         """The error of a call whose deadline passed (its give-up reported)."""
@@ -684,32 +783,9 @@ class Call(_Named):
         signal: RateLimitSignal | None,
         error: BaseException | None,
     ) -> RetryDecision:
-        return decide(
-            self.policy,
-            self.request,
-            None if response is None else response.status_code,
-            error,
-            signal,
-            can_replay=self.can_replay,
-            error_kind=None if error is None else self.library.classify(error),
+        return _decision(
+            self.policy, self.library, self.request, self.can_replay, response, signal, error
         )
-
-    def _retryable(
-        self,
-        response: ResponseView | None,
-        signal: RateLimitSignal | None,
-        error: BaseException | None,
-    ) -> bool:
-        """Whether the first attempt's outcome calls for a retry. Most do not, and then
-        the call ends without building tenacity's machinery at all."""
-        if (
-            response is not None
-            and response.status_code not in self.policy.statuses
-            and (signal is None or signal.retry is None)
-        ):
-            return False  # what ``decide`` says of it, without building its reason
-        self.decision = self._decide(response, signal, error)
-        return self.decision.retry
 
     # -- tenacity strategies --------------------------------------------------------
 

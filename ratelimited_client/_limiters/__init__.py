@@ -26,12 +26,14 @@ __all__ = [
 
 
 def build_limiter(specs: Sequence[LimitSpec]) -> Limiter | None:
-    """Fresh state for ``specs``: one limiter, a composite of several, or ``None``."""
+    """Fresh state for ``specs``: one limiter, a composite of several, or ``None``.
+    The sliding windows share one limiter (one log for all of them)."""
     limiters: list[Limiter] = []
+    windows = [spec.rate for spec in specs if isinstance(spec, SlidingWindow)]
+    if windows:
+        limiters.append(SlidingWindowLimiter(*windows))
     for spec in specs:
-        if isinstance(spec, SlidingWindow):
-            limiters.append(SlidingWindowLimiter(spec.rate))
-        elif isinstance(spec, TokenBucket):
+        if isinstance(spec, TokenBucket):
             assert spec.burst is not None  # noqa: S101 - filled in by TokenBucket
             limiters.append(GCRALimiter(spec.rate, spec.burst))
     if not limiters:

@@ -80,7 +80,7 @@ class Throttle(ThrottleCore):
                 semaphore is None or (not semaphore.waiting and semaphore.in_use < semaphore.total)
             )
         ):
-            now = self._now()
+            now = self.now()
             limiter = bucket.fast_limiter
             if bucket.feedback.is_quiet(now):
                 tickets: tuple[tuple[Limiter, Ticket], ...] = ()

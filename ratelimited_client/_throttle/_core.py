@@ -94,10 +94,10 @@ class ThrottleCore(RemoteCoordination):
         self.max_queued = max_queued
         self.latency_proof = latency_proof
         self.clock = clock
-        # The real clock is read straight from ``time.monotonic`` (one call less).
-        # The real clock (any MonotonicClock: it is ``time.monotonic``) is read directly.
+        # ``now()`` reads ``clock``: the real clock (any MonotonicClock: it is
+        # ``time.monotonic``) straight from ``time.monotonic``, one call less.
         self._real_time = isinstance(clock, MonotonicClock)
-        self._now: Callable[[], float] = time.monotonic if self._real_time else clock.now
+        self.now: Callable[[], float] = time.monotonic if self._real_time else clock.now
         self._buckets: dict[Hashable, _Bucket] = {}
         self._sweep_at = _SWEEP_AFTER
         self._queued = 0
@@ -201,7 +201,7 @@ class ThrottleCore(RemoteCoordination):
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._bucket(key)
-        return self._fast_admit(bucket, cost, origin, self._now())
+        return self._fast_admit(bucket, cost, origin, self.now())
 
     def _slot_free(self) -> bool:
         """Whether ``_take_slot`` would succeed now."""
@@ -242,7 +242,7 @@ class ThrottleCore(RemoteCoordination):
         slots (once; the permit keeps count)."""
         bucket = permit.bucket
         bucket.outstanding -= 1
-        now = self._now()
+        now = self.now()
         fast = permit.fast_limiter
         if fast is not None:
             # GCRALimiter.settle_dated, inline (the fast path's every request).
@@ -266,7 +266,7 @@ class ThrottleCore(RemoteCoordination):
         limiter = bucket.limiter
         # The configured limiter's view, where it alone decides admissions (a shared
         # backend's state is not local: its caps stay).
-        room = limiter.room(self._now()) if limiter is not None and not bucket.remote else None
+        room = limiter.room(self.now()) if limiter is not None and not bucket.remote else None
         until = feedback.observe(
             signal, sent_at=permit.sent_at, others_in_flight=bucket.outstanding, local_room=room
         )

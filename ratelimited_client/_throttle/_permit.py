@@ -108,10 +108,12 @@ class Permit:
 
     def observe_quiet(self, status: int, received_at: float, *, cached: bool) -> None:
         """``observe`` for an answer that says nothing of rate limits (most of them)."""
-        self.settle()
+        if not self._settled:
+            self.settle()
         if not cached and self.bucket.feedback.quiet_answer(status, self.sent_at, received_at):
             self._throttle.kick(self.bucket)
-        self._unhold()
+        if self._holding:
+            self._unhold()
 
     def release(self) -> None:
         """The response is closed: free the concurrency slot (settling first if needed)."""

@@ -83,7 +83,7 @@ class SyncThrottle(ThrottleCore):
         :meth:`Throttle.acquire`; same errors)."""
         with self.lock:
             bucket = self._bucket(key)
-            permit = self._fast_admit(bucket, cost, origin, self._now())
+            permit = self._fast_admit(bucket, cost, origin, self.now())
             if permit is not None:
                 return permit
             self._check_too_long(bucket, self.clock.now())

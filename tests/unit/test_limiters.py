@@ -185,7 +185,7 @@ def test_sliding_window_long_runs_redate_and_forget_like_the_plain_log(
                 limiter.settle(ticket, answered)
                 reference[index] = max(reference[index], answered)
         waiting = [w for w in waiting if not (w[2] <= t or i == len(delays) - 1)]
-        assert len(limiter._at) - limiter._head <= limit
+        assert len(limiter._at) - limiter._windows[0].head <= limit
         assert len(limiter._at) <= 2 * max(limit, 256) + 1
 
 
@@ -272,7 +272,7 @@ def test_gcra_property_bounded_by_burst_plus_rate(
 def test_composite_waits_for_the_strictest_child() -> None:
     """2 per second and 5 per 10 seconds: bursts of two until the slower quota binds."""
     limiter = build_limiter([SlidingWindow(Rate(2, 1.0)), SlidingWindow(Rate(5, 10.0))])
-    assert isinstance(limiter, CompositeLimiter)
+    assert isinstance(limiter, SlidingWindowLimiter)  # the windows share one log
     times = [t for t, _ in admit_greedily(limiter, [(0.0, 1.0)] * 7)]
     assert times == pytest.approx([0, 0, 1, 1, 2, 10, 10])
     assert limiter.max_cost == 2
@@ -288,6 +288,58 @@ def test_composite_property_every_rate_holds(pattern: list[tuple[int, int]]) -> 
     admitted = admit_greedily(limiter, to_arrivals(pattern))
     for rate in rates:
         assert max_in_window(admitted, rate.period) <= rate.limit
+
+
+# (gap before the step, cost, pending or dated, seconds until it is settled)
+window_steps = st.lists(
+    st.tuples(
+        st.sampled_from([0.0, 0.0, 0.01, 0.3, 0.7, 1.0, 2.9, 3.0, 6.0]),
+        st.integers(min_value=1, max_value=4),
+        st.booleans(),
+        st.sampled_from([0.0, 0.05, 0.5, 1.5, 4.0]),
+    ),
+    min_size=1,
+    max_size=80,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=window_steps, limits=st.tuples(st.integers(2, 6), st.integers(4, 12)))
+def test_windows_sharing_one_log_decide_as_one_limiter_per_rate(
+    steps: list[tuple[float, int, bool, float]], limits: tuple[int, int]
+) -> None:
+    """Several rates in one sliding-window limiter (one shared log) give, at every step,
+    the waits, usage, room and idleness of a composite of one limiter per rate, through
+    dated and pending admissions settled late and out of order."""
+    rates = [Rate(limits[0], 1.0), Rate(limits[1], 3.0), Rate(limits[1] + 3, 3.0)]
+    shared = SlidingWindowLimiter(*rates)
+    reference = CompositeLimiter([SlidingWindowLimiter(rate) for rate in rates])
+    assert shared.max_cost == reference.max_cost
+    unsettled: list[tuple[float, object, object]] = []  # (when, shared's, reference's)
+    t = 0.0
+    for gap, cost, pending, latency in steps:
+        t += gap
+        for due, mine, theirs in sorted(unsettled, key=lambda u: u[0]):
+            if due <= t:
+                shared.settle(mine, due)
+                reference.settle(theirs, due)
+        unsettled = [u for u in unsettled if u[0] > t]
+        wait = shared.wait_time(t, cost)
+        assert wait == reference.wait_time(t, cost)
+        assert shared.used(t) == reference.used(t)
+        assert shared.room(t) == reference.room(t)
+        assert shared.is_idle(t) == reference.is_idle(t)
+        if wait == 0:
+            unsettled.append(
+                (
+                    t + latency,
+                    shared.acquire(t, cost, pending=pending),
+                    reference.acquire(t, cost, pending=pending),
+                )
+            )
+        elif not pending:
+            assert shared.try_acquire(t, cost) is None
+            assert reference.try_acquire(t, cost) is None
 
 
 def test_composite_pending_and_settle_reach_every_child() -> None:
