@@ -162,7 +162,7 @@ class _TransportBase:
         self._transport = transport
         self._shared = shared
         # The statuses a retry may follow (the client's policy is frozen).
-        self._retry_statuses = frozenset() if shared.retry is None else shared.retry.statuses
+        self._retry_statuses = frozenset(() if shared.retry is None else shared.retry.statuses)
 
     @classmethod
     def _sharing(cls, transport: Any, shared: ClientState) -> Self:
