@@ -4,6 +4,8 @@ client's series back through Prometheus's HTTP API."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import socket
 import subprocess
@@ -16,7 +18,13 @@ import httpx
 import prometheus_client
 import pytest
 
-from ratelimited_client import PrometheusMetrics, Rate, RateLimitedClient
+from ratelimited_client import (
+    OAuth2ClientCredentials,
+    PrometheusMetrics,
+    Rate,
+    RateLimitedClient,
+    RetryPolicy,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -154,3 +162,111 @@ async def test_prometheus_scrapes_the_client_and_serves_its_series(
     loaded = [rule for group in rules["data"]["groups"] for rule in group["rules"]]
     assert len(loaded) == 5
     assert {rule["health"] for rule in loaded} <= {"ok", "unknown"}
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "ratelimited_client.json"
+#: What Grafana puts in place of its variables, for a query sent to Prometheus itself.
+GRAFANA_VARIABLES = {"$bucket": ".*", "$__rate_interval": "30s", "$__range": "5m"}
+#: Panels the workload below must fill (the others may be empty: no corrected burst,
+#: no give-up, no exhausted budget).
+MUST_SHOW = {
+    "Sent per second, and the server's limit",
+    "Quota left (server's word)",
+    "Queue depth and in flight",
+    "Wait in the throttle (p50, p95)",
+    "Server pauses, by cause",
+    "Rejections seen (429, 503)",
+    "Retries and give-ups",
+    "Retry budget left",
+    "Token refreshes",
+    "Request latency (p95)",
+}
+
+
+def exported_names(metrics: PrometheusMetrics) -> set[str]:
+    """Every series name the library exports, with or without samples yet."""
+    names: set[str] = set()
+    for line in metrics.render().decode().splitlines():
+        if line.startswith(("# HELP ", "# TYPE ")):
+            name = line.split()[2]
+            names.add(name)
+            if line.startswith("# TYPE ") and line.split()[3] == "histogram":
+                names.update(f"{name}_{part}" for part in ("bucket", "count", "sum"))
+            if line.startswith("# TYPE ") and line.split()[3] == "counter":
+                names.add(f"{name}_total")
+        elif line and not line.startswith("#"):
+            names.add(line.split("{")[0].split()[0])
+    return names
+
+
+async def test_every_dashboard_query_runs_against_the_real_series(
+    mock_api_server: MockAPIServerFactory,
+    metrics_endpoint: tuple[PrometheusMetrics, int],
+    prometheus: Prometheus,
+) -> None:
+    """The shipped Grafana dashboard: every series it names is one the library
+    exports; every panel's query (Grafana's variables filled in) runs on the real
+    Prometheus without error; and after a run with a queue, 429s, pauses, retries
+    and an OAuth token, each panel that run should fill returns data."""
+    metrics, _ = metrics_endpoint
+    dashboard = json.loads(DASHBOARD.read_text())
+    targets = [
+        (panel["title"], target["expr"])
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+    ]
+    named = {name for _, expr in targets for name in re.findall(r"ratelimited_client_\w+", expr)}
+    assert named - exported_names(metrics) == set()
+
+    # One server states its quota (ietf) and protects it with OAuth: the quota panels,
+    # a token; the client's concurrency cap under the load: a queue. The other says
+    # only 429 + Retry-After, and the client is told twice its rate: rejections,
+    # pauses and retries.
+    stating = mock_api_server(limit=5, window=1.0, dialect="ietf", oauth=True)
+    silent = mock_api_server(limit=5, window=1.0, dialect="retry-after")
+    auth = OAuth2ClientCredentials(
+        f"{stating.url}/oauth/token", client_id="mock-client", client_secret="mock-secret"
+    )
+    async with (
+        RateLimitedClient(
+            base_url=stating.url, max_concurrency=4, metrics=metrics, auth=auth
+        ) as stated,
+        RateLimitedClient(
+            base_url=silent.url,
+            rate=Rate(10, 1.0),
+            metrics=metrics,
+            retry=RetryPolicy(attempts=6, backoff=0.05),
+        ) as told_wrong,
+        anyio.create_task_group() as tg,
+    ):
+        for i in range(20):
+            tg.start_soon(stated.get, f"/items/{i}")
+            tg.start_soon(told_wrong.get, f"/items/{i}")
+    assert silent.stats().rejected > 0
+    assert stating.stats().tokens_issued == 1
+
+    async def query(expr: str) -> list[dict[str, object]]:
+        for variable, value in GRAFANA_VARIABLES.items():
+            expr = expr.replace(variable, value)
+        return await anyio.to_thread.run_sync(prometheus.query, expr)  # asserts success
+
+    # Wait (bounded) for a scrape after the run.
+    with anyio.fail_after(30):
+        while True:
+            if await query('ratelimited_client_throttled_responses_total{job="client"}'):
+                break
+            await anyio.sleep(0.25)
+    await anyio.sleep(2.5)  # one more scrape: two samples for every rate()
+    filled = set()
+    for title, expr in targets:
+        if await query(expr):
+            filled.add(title)
+    assert MUST_SHOW - filled == set()
+    buckets = await anyio.to_thread.run_sync(
+        lambda: httpx.get(
+            f"{prometheus.url}/api/v1/label/bucket/values",
+            params={"match[]": "ratelimited_client_requests_total"},
+            timeout=5,
+        ).json()
+    )
+    assert sorted(buckets["data"]) == sorted([stating.url, silent.url])  # the variable
