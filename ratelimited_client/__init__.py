@@ -9,6 +9,10 @@ from __future__ import annotations
 import logging as _logging
 
 from ._backends import RedisBackend as RedisBackend
+from ._call_options import CALL_EXTENSION as CALL_EXTENSION
+from ._call_options import CallOptions as CallOptions
+from ._call_options import CallOptionsView as CallOptionsView
+from ._call_options import call_options as call_options
 from ._errors import BackendUnavailableError as BackendUnavailableError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import DeadlineExceededError as DeadlineExceededError
@@ -56,6 +60,7 @@ from ._types import KeyFunc as KeyFunc
 from ._types import RateTypes as RateTypes
 
 __all__ = [
+    "CALL_EXTENSION",
     "COST_EXTENSION",
     "DEFAULT_DIALECTS",
     "IDEMPOTENT_METHODS",
@@ -63,6 +68,8 @@ __all__ = [
     "ROUTE_EXTENSION",
     "BackendUnavailableError",
     "BucketStatistics",
+    "CallOptions",
+    "CallOptionsView",
     "ConfigurationError",
     "DeadlineExceededError",
     "Dialect",
@@ -101,6 +108,7 @@ __all__ = [
     "TokenEvent",
     "TokenRefreshError",
     "__version__",
+    "call_options",
     "origin_key",
     "parse_signal",
 ]

@@ -34,7 +34,8 @@ from ._call import (
     attempt_flow,
     begin_call,
 )
-from ._errors import ConfigurationError
+from ._call_options import CALL_EXTENSION, CallOptions, CallOptionsView
+from ._errors import ConfigurationError, DeadlineExceededError
 from ._oauth import OAuth2Base
 from ._options import (
     THROTTLE_DEFAULTS,
@@ -190,12 +191,16 @@ class _TransportBase:
         (built before the first attempt, for the driver to bound it by)."""
         shared = self._shared
         policy = shared.retry
+        options = request.extensions.get(CALL_EXTENSION)
+        if options is not None:
+            policy = options.policy(policy)
         if policy is None:
             return attempt_flow(shared, self._bind, request, None), None, None
         start = begin_call(shared, self._library, policy, request)
         _, key, origin, _ = start
         call = None
-        if policy.deadline is not None:
+        if policy is not shared.retry or policy.deadline is not None:
+            # A call's own policy (``CallOptions``) travels in its ``Call``.
             call = Call(shared, self._library, policy, request, start)
         flow = attempt_flow(
             shared, self._bind, request, None if call is None else call.deadline, 1, key, origin
@@ -242,7 +247,8 @@ class _TransportBase:
             response, signal = done.value
             if start is None:
                 return response
-            if signal is None and response.status_code not in self._retry_statuses:
+            statuses = self._retry_statuses if call is None else call.policy.statuses
+            if signal is None and response.status_code not in statuses:
                 # Most answers: nothing to retry (``after_first``'s first question).
                 return response
             then = self._after_first(request, start, call, done.value)
@@ -260,10 +266,9 @@ class _TransportBase:
         self, request: Any, start: CallStart, call: Call | None, outcome: Answer | Exception
     ) -> Flow | None:
         shared = self._shared
-        assert shared.retry is not None  # noqa: S101 - only calls with retries get here
-        return after_first(
-            shared, self._library, shared.retry, request, self._bind, start, outcome, call
-        )
+        policy = shared.retry if call is None else call.policy
+        assert policy is not None  # noqa: S101 - only calls with retries get here
+        return after_first(shared, self._library, policy, request, self._bind, start, outcome, call)
 
     def _bind(self, response: Any, permit: Permit) -> None:
         if response.is_closed or not isinstance(response.stream, self._stream_type):
@@ -341,8 +346,8 @@ class AsyncTransportBase(_TransportBase):
         if loop is not self._loop:
             self._moved_to(loop)
         flow, start, call = self._flow(request)
-        if call is None:
-            return self._drive(flow, request, start)
+        if call is None or call.deadline is None:
+            return self._drive(flow, request, start, call)
         return self._drive_within_deadline(flow, request, start, call)
 
     async def _drive_within_deadline(
@@ -355,9 +360,23 @@ class AsyncTransportBase(_TransportBase):
         raise call.deadline_passed()
 
     def _admit(self, effect: Admit) -> Awaitable[Permit]:
-        return self._throttle.acquire(
+        acquired = self._throttle.acquire(
             effect.key, effect.cost, origin=effect.origin, deadline=effect.deadline
         )
+        if effect.queue_wait is None:
+            return acquired
+        return self._admit_within(acquired, effect)
+
+    async def _admit_within(self, acquired: Awaitable[Permit], effect: Admit) -> Permit:
+        """A call's own bound on its wait in the queue (``CallOptions.queue_wait``):
+        past it, the request leaves the queue with nothing taken."""
+        assert effect.deadline is not None  # noqa: S101 - set with queue_wait
+        try:
+            with self._throttle.clock.cancel_scope(effect.deadline):
+                return await acquired
+        except DeadlineExceededError as known:  # the throttle knew it at once
+            raise _queue_wait_passed(effect) from known
+        raise _queue_wait_passed(effect)
 
     def _send(self, effect: Send) -> Awaitable[Any]:
         return self._transport.handle_async_request(effect.request)  # type: ignore[no-any-return]
@@ -404,6 +423,16 @@ class AsyncTransportBase(_TransportBase):
         await self._transport.__aexit__(exc_type, exc_value, traceback)
 
 
+def _queue_wait_passed(effect: Admit) -> DeadlineExceededError:
+    """A call's own bound on its wait for a slot (``CallOptions.queue_wait``) passed."""
+    assert effect.queue_wait is not None  # noqa: S101 - only asked then
+    return DeadlineExceededError(
+        deadline=effect.queue_wait,
+        reason=f"no slot within queue_wait={effect.queue_wait:g} s (or the call's deadline); "
+        "left the queue, nothing taken",
+    )
+
+
 class SyncTransportBase(_TransportBase):
     """The blocking transport of any library: the same driver, its effects blocking.
 
@@ -425,11 +454,15 @@ class SyncTransportBase(_TransportBase):
         return run_blocking(self._drive(flow, request, start, call))
 
     def _admit(self, effect: Admit) -> Awaitable[Permit]:
-        return Ready(
-            self._throttle.acquire_sync(
+        try:
+            permit = self._throttle.acquire_sync(
                 effect.key, effect.cost, origin=effect.origin, deadline=effect.deadline
             )
-        )
+        except DeadlineExceededError as passed:
+            if effect.queue_wait is None:
+                raise
+            raise _queue_wait_passed(effect) from passed
+        return Ready(permit)
 
     def _send(self, effect: Send) -> Awaitable[Any]:
         if effect.deadline is not None:
@@ -506,6 +539,21 @@ class ClientWiring(ClientDefaults):
     def statistics(self) -> ThrottleStatistics:
         """A snapshot of the client's throttle: in flight, queued, per-bucket usage, budget left."""
         return self._shared.statistics()
+
+    def with_options(
+        self,
+        *,
+        attempts: int | None = None,
+        deadline: float | None = None,
+        queue_wait: float | None = None,
+    ) -> CallOptionsView:
+        """This client with its own settings on every call made through the view: the
+        call's attempts (``1``: no retry), its deadline in seconds, the longest an
+        attempt may wait for a slot (see ``CallOptions``). The same client underneath:
+        connections, quota, retry budget and hooks are shared. One call alone:
+        ``extensions=call_options(...)``."""
+        options = CallOptions(attempts=attempts, deadline=deadline, queue_wait=queue_wait)
+        return CallOptionsView(self, options)
 
     def __repr__(self) -> str:
         base_url = str(getattr(self, "base_url", ""))

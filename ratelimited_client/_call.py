@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import tenacity
 
+from ._call_options import CALL_EXTENSION
 from ._errors import DeadlineExceededError, RetryAfterTooLongError
 from ._hooks import (
     Dispatcher,
@@ -104,15 +105,27 @@ _NO_PAUSES: list[tuple[float, str]] = []
 
 
 class Admit:
-    """Wait for the bucket's quota and a concurrency slot. -> the ``Permit``."""
+    """Wait for the bucket's quota and a concurrency slot. -> the ``Permit``.
 
-    __slots__ = ("cost", "deadline", "key", "origin")
+    ``queue_wait``: the call's own bound on this wait (``CallOptions``); the driver
+    then gives up at ``deadline`` however the wait goes, the request leaving the
+    queue with nothing taken."""
 
-    def __init__(self, key: Hashable, cost: float, origin: str, deadline: float | None) -> None:
+    __slots__ = ("cost", "deadline", "key", "origin", "queue_wait")
+
+    def __init__(
+        self,
+        key: Hashable,
+        cost: float,
+        origin: str,
+        deadline: float | None,
+        queue_wait: float | None = None,
+    ) -> None:
         self.key = key
         self.cost = cost
         self.origin = origin
         self.deadline = deadline
+        self.queue_wait = queue_wait
 
 
 class Authorize:
@@ -485,7 +498,13 @@ def attempt_flow(
     throttle = state.throttle
     permit = throttle.admit_now(key, cost, origin)
     if permit is None:  # it may have to wait: the driver's throttle queues it
-        permit = yield Admit(key, cost, origin, deadline)
+        options = extensions.get(CALL_EXTENSION) if extensions else None
+        if options is None or options.queue_wait is None:
+            permit = yield Admit(key, cost, origin, deadline)
+        else:
+            until = throttle.now() + options.queue_wait
+            until = until if deadline is None else min(deadline, until)
+            permit = yield Admit(key, cost, origin, until, options.queue_wait)
     if step is not None:
         step.admitted(permit)
     try:

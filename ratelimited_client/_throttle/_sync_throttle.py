@@ -10,6 +10,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from .._blocking import run_blocking
+from .._errors import DeadlineExceededError
 from ._core import ThrottleCore, _check_deadline
 from ._permit import SyncPermit
 from ._remote import BlockingCalls
@@ -119,14 +120,14 @@ class SyncThrottle(ThrottleCore):
         retry_at = -math.inf  # when the shared backend said to come back
         while True:
             if bucket.waiters[0] is not waiter:
-                self._changed.wait()
+                self._wait_changed(deadline)
                 continue
             now = self.clock.now()
             self._check_too_long(bucket, now)
             wait = max(self._wait_time(bucket, now, cost, origin), retry_at - now)
             if wait <= 0:
                 if not self._take_slot():
-                    self._changed.wait()  # a slot frees: notified
+                    self._wait_changed(deadline)  # a slot frees: notified
                     continue
                 if bucket.remote is None:
                     return self._admit(bucket, cost, now)
@@ -143,7 +144,20 @@ class SyncThrottle(ThrottleCore):
                 now = self.clock.now()
                 retry_at = now + wait
             _check_deadline(deadline, now, wait)
-            self._changed.wait(None if math.isinf(wait) else wait)
+            self._wait_changed(deadline, wait)
+
+    def _wait_changed(self, deadline: float | None, wait: float = math.inf) -> None:
+        """Wait (the lock released) for a change, ``wait`` seconds at most, and never past
+        ``deadline``: a request still waiting then leaves the queue, having taken
+        nothing (the caller's ``finally`` removes it)."""
+        if deadline is not None:
+            left = deadline - self.clock.now()
+            if left <= 0:
+                raise DeadlineExceededError(
+                    deadline=0.0, reason="no slot before the deadline: left the queue"
+                )
+            wait = min(wait, left)
+        self._changed.wait(None if math.isinf(wait) else wait)
 
     def _remote_acquire_sync(
         self, bucket: _Bucket, cost: float

@@ -91,8 +91,11 @@ def virtual_time(*, seed: int = 0, start: float = 0.0) -> Iterator[VirtualTime]:
     pauses). Retries, budgets and deadlines work as in production.
 
     For tests whose HTTP is in memory (``respx``, ``httpx.MockTransport``): time
-    also jumps while a task waits on a real socket. The sync clients wait on threads
-    and keep real time. The pytest fixture ``ratelimited_virtual_time`` wraps this.
+    also jumps while a task waits on a real socket. Time moves when a task sleeps
+    on the clock (the throttle's waits, backoff, pauses): a deadline met while
+    every task waits on something else (a concurrency slot held by an answer that
+    never comes) does not move it. The sync clients wait on threads and keep real
+    time. The pytest fixture ``ratelimited_virtual_time`` wraps this.
 
     Usage::
 

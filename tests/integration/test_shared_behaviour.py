@@ -46,6 +46,7 @@ class Run:
     elapsed: float = 0.0
     in_flight_after: int = -1
     queued_after: int = -1
+    admitted_after: int = -1
 
 
 # Each stack: its HTTP library, and the module of its four adapters (and OAuth flows).
@@ -70,8 +71,10 @@ class Driver:
         concurrency: int,
         *,
         plain_with_transport: bool = False,
+        call: dict[str, Any] | None = None,
         **options: Any,
     ) -> Run:
+        """``call``: per-call options, sent through ``client.with_options(**call)``."""
         raise NotImplementedError
 
 
@@ -87,6 +90,7 @@ class AsyncDriver(Driver):
         concurrency: int,
         *,
         plain_with_transport: bool = False,
+        call: dict[str, Any] | None = None,
         **options: Any,
     ) -> Run:
         async def main() -> Run:
@@ -101,10 +105,12 @@ class AsyncDriver(Driver):
                 client = self.adapters.RateLimitedClient(base_url=url, **options)
                 stats = client.statistics
 
+            target = client.with_options(**call) if call else client
+
             async def worker() -> None:
                 for i in todo:
                     try:
-                        result.statuses.append((await client.get(f"/items/{i}")).status_code)
+                        result.statuses.append((await target.get(f"/items/{i}")).status_code)
                     except Exception as exc:  # noqa: BLE001 - counted by kind
                         result.errors.append(type(exc).__name__)
 
@@ -115,6 +121,7 @@ class AsyncDriver(Driver):
             result.elapsed = time.monotonic() - started
             snapshot = stats()
             result.in_flight_after, result.queued_after = snapshot.in_flight, snapshot.queued
+            result.admitted_after = snapshot.admitted
             return result
 
         return anyio.run(main, backend=self.name)
@@ -130,6 +137,7 @@ class SyncDriver(Driver):
         concurrency: int,
         *,
         plain_with_transport: bool = False,
+        call: dict[str, Any] | None = None,
         **options: Any,
     ) -> Run:
         result = Run()
@@ -143,9 +151,11 @@ class SyncDriver(Driver):
             client = self.adapters.SyncRateLimitedClient(base_url=url, **options)
             stats = client.statistics
 
+        target = client.with_options(**call) if call else client
+
         def one(i: int) -> None:
             try:
-                status = client.get(f"/items/{i}").status_code
+                status = target.get(f"/items/{i}").status_code
                 with lock:
                     result.statuses.append(status)
             except Exception as exc:  # noqa: BLE001 - counted by kind
@@ -158,6 +168,7 @@ class SyncDriver(Driver):
         result.elapsed = time.monotonic() - started
         snapshot = stats()
         result.in_flight_after, result.queued_after = snapshot.in_flight, snapshot.queued
+        result.admitted_after = snapshot.admitted
         return result
 
 
@@ -328,3 +339,64 @@ def test_calls_cut_by_their_deadline_give_every_slot_back(
         assert set(run.errors) <= {DeadlineExceededError.__name__, "ReadTimeout"}
     assert run.elapsed < 0.15 * 2 + 0.4  # two rounds of four, each cut at the deadline
     assert (run.in_flight_after, run.queued_after) == (0, 0)
+
+
+# -- per-call options: one call's own attempts, deadline and wait in the queue --------
+
+
+def test_a_calls_own_deadline_cuts_it_whatever_the_clients_policy(
+    driver: Driver, mock_api_server: MockAPIServerFactory
+) -> None:
+    """The client's policy has no deadline; ``with_options(deadline=0.15)`` gives each
+    call one: answers slower than it end every call by it, and every slot comes back."""
+    server = mock_api_server(limit=1000, window=1.0, latency=(0.4, 0.4))
+    policy = RetryPolicy(attempts=3, backoff=0.01, budget=1.0)
+    run = driver.run(server.url, total=4, concurrency=4, retry=policy, call={"deadline": 0.15})
+    assert run.statuses == []
+    assert len(run.errors) == 4
+    if isinstance(driver, AsyncDriver):
+        assert set(run.errors) == {DeadlineExceededError.__name__}
+    else:
+        assert set(run.errors) <= {DeadlineExceededError.__name__, "ReadTimeout"}
+    assert run.elapsed < 0.4  # not one answer waited for
+    assert (run.in_flight_after, run.queued_after) == (0, 0)
+
+
+def test_a_calls_own_attempts_replace_the_policys(
+    driver: Driver, mock_api_server: MockAPIServerFactory
+) -> None:
+    """Every answer a 503: the client's policy would try six times, each call through
+    ``with_options(attempts=2)`` tries twice; ``attempts=1``, once."""
+    server = mock_api_server(limit=1000, window=1.0, fail_rate=1.0, seed=1)
+    policy = RetryPolicy(attempts=6, backoff=0.001, max_backoff=0.002, budget=1.0)
+    run = driver.run(server.url, total=5, concurrency=5, retry=policy, call={"attempts": 2})
+    assert run.statuses == [503] * 5
+    assert server.stats().received == 10
+    once = mock_api_server(limit=1000, window=1.0, fail_rate=1.0, seed=1)
+    run = driver.run(once.url, total=5, concurrency=5, retry=policy, call={"attempts": 1})
+    assert run.statuses == [503] * 5
+    assert once.stats().received == 5
+
+
+def test_a_call_that_waits_too_long_for_a_slot_leaves_the_queue_with_nothing_taken(
+    driver: Driver, mock_api_server: MockAPIServerFactory
+) -> None:
+    """Two slots per 10 s and eight calls with ``queue_wait=0.2``: two are sent, six
+    leave the queue after 0.2 s (``DeadlineExceededError``), none of them admitted,
+    nothing left queued. (No slow start: the second would wait for the first answer,
+    a first connection's, which may take longer than 0.2 s.)"""
+    server = mock_api_server(limit=1000, window=1.0)
+    run = driver.run(
+        server.url,
+        total=8,
+        concurrency=8,
+        rate=Rate(2, 10.0),
+        slow_start=False,
+        call={"queue_wait": 0.2},
+    )
+    assert run.statuses == [200, 200]
+    assert run.errors == [DeadlineExceededError.__name__] * 6
+    assert server.stats().received == 2
+    assert run.admitted_after == 2
+    assert (run.in_flight_after, run.queued_after) == (0, 0)
+    assert run.elapsed < 5.0  # not the 10 s a slot would have taken
