@@ -44,6 +44,7 @@ from ._options import (
     resolve_options,
 )
 from ._sdk import ClientDefaults
+from ._throttle import TimeLeftExceededError
 
 if TYPE_CHECKING:
     from collections.abc import (
@@ -354,8 +355,11 @@ class AsyncTransportBase(_TransportBase):
         self, flow: Flow, request: Any, start: CallStart | None, call: Call
     ) -> Any:
         assert call.deadline is not None  # noqa: S101 - only called with one
-        with call.clock.cancel_scope(call.deadline) as scope:
-            return await self._drive(flow, request, start, call)
+        try:
+            with call.clock.cancel_scope(call.deadline) as scope:
+                return await self._drive(flow, request, start, call)
+        except DeadlineExceededError as known:
+            raise _as_configured(known, call) from None
         assert scope.cancelled_caught  # noqa: S101 - only a passed deadline gets here
         raise call.deadline_passed()
 
@@ -423,6 +427,15 @@ class AsyncTransportBase(_TransportBase):
         await self._transport.__aexit__(exc_type, exc_value, traceback)
 
 
+def _as_configured(error: DeadlineExceededError, call: Call) -> DeadlineExceededError:
+    """A deadline error from inside the call (the throttle's, which knows only the time
+    left) told as the call's: its deadline as configured, the same reason."""
+    configured = call.policy.deadline
+    if configured is None or not isinstance(error, TimeLeftExceededError):
+        return error
+    return DeadlineExceededError(deadline=configured, reason=error.reason)
+
+
 def _queue_wait_passed(effect: Admit) -> DeadlineExceededError:
     """A call's own bound on its wait for a slot (``CallOptions.queue_wait``) passed."""
     assert effect.queue_wait is not None  # noqa: S101 - only asked then
@@ -451,7 +464,12 @@ class SyncTransportBase(_TransportBase):
 
     def handle_request(self, request: Any) -> Any:
         flow, start, call = self._flow(request)
-        return run_blocking(self._drive(flow, request, start, call))
+        if call is None or call.deadline is None:
+            return run_blocking(self._drive(flow, request, start, call))
+        try:
+            return run_blocking(self._drive(flow, request, start, call))
+        except DeadlineExceededError as known:
+            raise _as_configured(known, call) from None
 
     def _admit(self, effect: Admit) -> Awaitable[Permit]:
         try:

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from ._async_throttle import Throttle
 from ._bucket import BucketStatistics, ThrottleStatistics
-from ._core import DEFAULT_MAX_WAIT, ThrottleCore
+from ._core import DEFAULT_MAX_WAIT, ThrottleCore, TimeLeftExceededError
 from ._permit import Permit, SyncPermit
 from ._sync_throttle import SyncThrottle
 from ._waiting import _Waiter as _Waiter
@@ -60,4 +60,5 @@ __all__ = [
     "Throttle",
     "ThrottleCore",
     "ThrottleStatistics",
+    "TimeLeftExceededError",
 ]

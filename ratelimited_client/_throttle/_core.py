@@ -40,12 +40,18 @@ DEFAULT_MAX_WAIT: Final = 300.0
 _SWEEP_AFTER: Final = 256
 
 
+class TimeLeftExceededError(DeadlineExceededError):
+    """Private. The throttle's deadline error: it knows only the time left (its
+    ``deadline``), not the call's budget; the adapter tells it as the call's."""
+
+
 def _check_deadline(deadline: float | None, now: float, wait: float) -> None:
     """A wait known to end after the caller's deadline fails now, not then."""
     if deadline is not None and math.isfinite(wait) and now + wait > deadline:
-        raise DeadlineExceededError(
+        raise TimeLeftExceededError(
             deadline=deadline - now,
-            reason=f"the throttle's next slot is {wait:.3f} s away",
+            reason=f"the throttle's next slot is {wait:.3f} s away, "
+            f"{deadline - now:.3f} s were left",
         )
 
 

@@ -10,8 +10,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from .._blocking import run_blocking
-from .._errors import DeadlineExceededError
-from ._core import ThrottleCore, _check_deadline
+from ._core import ThrottleCore, TimeLeftExceededError, _check_deadline
 from ._permit import SyncPermit
 from ._remote import BlockingCalls
 from ._waiting import _Waiter
@@ -153,7 +152,7 @@ class SyncThrottle(ThrottleCore):
         if deadline is not None:
             left = deadline - self.clock.now()
             if left <= 0:
-                raise DeadlineExceededError(
+                raise TimeLeftExceededError(
                     deadline=0.0, reason="no slot before the deadline: left the queue"
                 )
             wait = min(wait, left)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import httpx
 import httpx2
 import pytest
 
 import ratelimited_client.httpx2
 from ratelimited_client import (
     ConfigurationError,
+    DeadlineExceededError,
     QueueFullError,
     Rate,
     RateLimitedClient,
@@ -69,3 +71,38 @@ def test_a_client_says_where_it_sends() -> None:
         assert "base_url='http://127.0.0.1:1/v1/'" in repr(sync)
     other = ratelimited_client.httpx2.RateLimitedClient(base_url=httpx2.URL("http://127.0.0.1:2"))
     assert "base_url='http://127.0.0.1:2'" in repr(other)
+
+
+def test_a_deadline_error_states_the_deadline_as_configured() -> None:
+    """A wait the throttle knows will outlast the call's deadline fails at once; the
+    error gives the deadline configured (0.5 s), not the time left when it was
+    found (0.499847 s), and is the public class itself."""
+    transport = httpx.MockTransport(lambda request: httpx.Response(200))
+    with SyncRateLimitedClient(
+        base_url="http://127.0.0.1:1",
+        transport=transport,
+        rate=Rate(1, 60.0),
+        retry=RetryPolicy(deadline=0.5),
+    ) as client:
+        client.get("/a")
+        with pytest.raises(DeadlineExceededError) as raised:
+            client.get("/b")
+    assert type(raised.value) is DeadlineExceededError
+    assert raised.value.deadline == 0.5
+    assert str(raised.value).startswith("deadline of 0.5 s: the throttle's next slot is 60")
+
+
+@pytest.mark.anyio
+async def test_the_async_client_states_it_the_same_way() -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(200))
+    async with RateLimitedClient(
+        base_url="http://127.0.0.1:1",
+        transport=transport,
+        rate=Rate(1, 60.0),
+        retry=RetryPolicy(deadline=0.5),
+    ) as client:
+        await client.get("/a")
+        with pytest.raises(DeadlineExceededError) as raised:
+            await client.get("/b")
+    assert type(raised.value) is DeadlineExceededError
+    assert raised.value.deadline == 0.5
