@@ -120,10 +120,14 @@ async def test_a_full_queue_refuses_and_the_loop_stays_responsive(anyio_backend:
             with anyio.fail_after(60):
                 while started[0] < count:  # noqa: ASYNC110 - polling a plain counter
                     await anyio.sleep(0.01)
-            queued = client.statistics().queued
-            # Backpressure: everything past max_queued was refused at once.
-            assert queued == bound
-            assert len(refused) == count - bound - client.statistics().in_flight
+            snapshot = client.statistics()
+            queued = snapshot.queued
+            # Backpressure: everything past max_queued was refused at once, nothing is
+            # lost. (The queue drains at 20/s meanwhile: read after the last arrival,
+            # it may hold a few fewer than the bound, those admitted since.)
+            assert queued + snapshot.in_flight + len(refused) == count
+            assert 0 < queued <= bound
+            assert len(refused) >= count - bound - snapshot.in_flight
             assert all(error.max_queued == bound for error in refused)
             # CPython's cyclic collector would walk the million objects of 100,000
             # parked requests on every full collection (1-2 s pauses, the runtime's and
