@@ -131,7 +131,7 @@ async def test_a_full_queue_refuses_and_the_loop_stays_responsive(anyio_backend:
             assert all(error.max_queued == bound for error in refused)
             # CPython's cyclic collector would walk the million objects of 100,000
             # parked requests on every full collection (1-2 s pauses, the runtime's and
-            # not the library's: see README "Very deep queues"); freeze them first.
+            # not the library's: see docs/robustness.md, "Very deep queues"); freeze them first.
             gc.collect()
             gc.freeze()
             try:
