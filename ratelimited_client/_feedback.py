@@ -101,6 +101,9 @@ _REFILL_SETTLED: Final = 1.25
 # ``_Refills.window``).
 _PHASE_LOCK: Final = 0.15
 _PHASE_STEP: Final = 0.3
+# Past this many grains a window, landing at the same point of the server's second
+# costs less than the step would (a per-minute quota read in whole seconds: 1 in 60).
+_PHASE_LOCK_GRAINS: Final = 10.0
 
 
 # A search for a window learned from 429s alone settles after this many rejected probes
@@ -229,7 +232,7 @@ class _Refills:
         grain = self.grain
         if window > self.lowest * _REFILL_SETTLED:
             grains = window / grain
-            if grains >= 1.5 and abs(grains - round(grains)) < _PHASE_LOCK:
+            if 1.5 <= grains <= _PHASE_LOCK_GRAINS and abs(grains - round(grains)) < _PHASE_LOCK:
                 window = (round(grains) + _PHASE_STEP) * grain
         return window
 

@@ -152,6 +152,10 @@ def test_an_unsettled_window_of_whole_grains_is_paced_off_the_beat() -> None:
     # beat the same way.
     refills.best = 3.0
     assert refills.window(2.0) == pytest.approx(2.3)
+    # A window of many grains (a minute read in whole seconds) is left as it is: one
+    # grain in sixty costs less than the step.
+    refills.best = 60.0
+    assert refills.window(None) == pytest.approx(60.0 * _REFILL_PAIR_MARGIN)
 
 
 def anthropic_like(date_lag: float) -> Callable[[int, float], httpx.Response]:
