@@ -61,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--write-limit", type=int, default=None, help="writes per window, apart from --limit"
     )
+    serve.add_argument(
+        "--model-tokens",
+        type=int,
+        default=None,
+        help="the model endpoints' token quota, tokens per --model-tokens-window",
+    )
+    serve.add_argument(
+        "--model-tokens-window", type=float, default=60.0, help="the token quota's window, s (60)"
+    )
     return parser
 
 
@@ -101,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             oauth=args.oauth,
             token_ttl=args.token_ttl,
             write_limit=args.write_limit,
+            model_tokens=args.model_tokens,
+            model_tokens_window=args.model_tokens_window,
         )
         server = MockAPIServer(config, host=args.host, port=args.port)
     except ValueError as exc:

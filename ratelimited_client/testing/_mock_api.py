@@ -15,11 +15,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio
 
-from ._dialects import DIALECTS, Dialect, QuotaView, http_date
+from ._dialects import DIALECTS, Dialect, QuotaView, go_duration, http_date
 from ._oauth_server import TokenIssuer
 from ._openapi import openapi_document
 
@@ -73,6 +74,17 @@ class MockAPIConfig:
         client_id: the OAuth client's id.
         client_secret: the OAuth client's secret.
         token_ttl: seconds an access token lives.
+        model_tokens: the model vendors' token quota (their TPM): tokens per
+            ``model_tokens_window`` on ``/v1/chat/completions``, ``/v1/responses``
+            and ``/v1/messages``. A call reserves its prompt (a quarter token a
+            character) plus its ``max_tokens`` (``max_completion_tokens``,
+            ``max_output_tokens``; 16 if none) and uses its prompt plus a completion
+            of 30-100 % of ``max_tokens`` (seeded), reported as ``usage``. Past
+            the quota: 429 with ``Retry-After`` until enough tokens have left the
+            window; a call that could never fit: 400. Reported in the OpenAI and
+            Anthropic dialects' token headers. ``None``: tokens are counted and
+            reported in ``usage``, not limited.
+        model_tokens_window: the token quota's window in seconds.
         write_limit: give writes (``POST``, ``PUT``, ``PATCH``, ``DELETE``) their
             own strict sliding window of this many per ``window``, apart from
             ``limit`` (a stricter write quota, as many APIs have). ``None``:
@@ -101,6 +113,8 @@ class MockAPIConfig:
     client_secret: str = field(default="mock-secret", repr=False)
     token_ttl: float = 3600.0
     write_limit: int | None = None
+    model_tokens: int | None = None
+    model_tokens_window: float = 60.0
 
     def __post_init__(self) -> None:
         limit: object = self.limit
@@ -121,6 +135,24 @@ class MockAPIConfig:
             raise ValueError(f"window must be a positive, finite number of seconds, got {window!r}")
         if self.algorithm not in _ALGORITHMS:
             raise ValueError(f"algorithm must be one of {_ALGORITHMS}, got {self.algorithm!r}")
+        model_tokens: object = self.model_tokens
+        if model_tokens is not None and (
+            isinstance(model_tokens, bool) or not isinstance(model_tokens, int) or model_tokens <= 0
+        ):
+            raise ValueError(
+                f"model_tokens must be a positive integer or None, got {model_tokens!r}"
+            )
+        token_window: object = self.model_tokens_window
+        if (
+            isinstance(token_window, bool)
+            or not isinstance(token_window, int | float)
+            or not math.isfinite(token_window)
+            or token_window <= 0
+        ):
+            raise ValueError(
+                f"model_tokens_window must be a positive, finite number of seconds, "
+                f"got {token_window!r}"
+            )
         latency: object = self.latency
         if not (
             isinstance(latency, tuple | list)
@@ -188,6 +220,9 @@ class MockAPIStats:
     writes_received: int = 0
     writes_rejected: int = 0
     max_writes_in_window: int = 0
+    model_tokens_used: int = 0
+    model_tokens_rejected: int = 0
+    max_model_tokens_in_window: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The stats as a JSON-ready dict."""
@@ -261,6 +296,9 @@ class MockAPI:
         self._lock = threading.Lock()
         # Simulated latency and faults, reproducible from a seed: not secrets.
         self._random = random.Random(self.config.seed)  # nosec B311
+        # Completion lengths, from a seed of their own (latency draws stay as they were).
+        seed = self.config.seed
+        self._completions = random.Random(None if seed is None else seed + 7919)  # nosec B311
         self._in_flight = 0
         self._max_in_flight = 0
         self._reset_state()
@@ -293,6 +331,12 @@ class MockAPI:
         self._writes_rejected = 0
         self._writes_max = _WindowMax(window)
         self._documents: dict[int, dict[str, Any]] = {}
+        # The model vendors' token quota: (arrival, tokens used) in its window.
+        self._model_log: deque[tuple[float, int]] = deque()
+        self._model_used = 0  # in the window
+        self._model_used_total = 0
+        self._model_rejected = 0
+        self._model_max = 0
 
     def reset(self) -> None:
         """Forget all counters and limiter state (in-flight bookkeeping is kept)."""
@@ -327,6 +371,9 @@ class MockAPI:
                 tokens_issued=self.tokens.issued,
                 unauthorized=self._unauthorized,
                 refresh_token_reuse=self.tokens.refresh_reuse,
+                model_tokens_used=self._model_used_total,
+                model_tokens_rejected=self._model_rejected,
+                max_model_tokens_in_window=self._model_max,
                 writes_received=self._writes_received,
                 writes_rejected=self._writes_rejected,
                 max_writes_in_window=self._writes_max.best,
@@ -514,17 +561,35 @@ class MockAPI:
                 await self._fault(send, dropped=roll < self.config.drop_rate, half=roll)
                 return
             write = self.config.write_limit is not None and method in _WRITE_METHODS
+            ask = _ModelAsk.read(body) if method == "POST" and path in _VENDOR_ENDPOINTS else None
+            usage: tuple[int, int] | None = None
             with self._lock:
                 now = self._clock()
-                wait = self._decide(now, write=write)
+                token_wait = self._model_wait(now, ask)
+                if token_wait == 0.0:
+                    wait = self._decide(now, write=write)
+                    if wait == 0.0 and ask is not None:
+                        usage = self._model_use(now, ask)
+                else:
+                    wait = token_wait
+                    self._reject_for_tokens(now)
                 admitted = self._admitted
                 view = self._write_view(now) if write else self._view(now)
+                token_headers = self._model_headers(now, view.wall_now)
             headers = [
                 (k.lower().encode(), v.encode()) for k, v in DIALECTS[self.config.dialect](view)
             ]
+            headers.extend((k.encode(), v.encode()) for k, v in token_headers)
             headers.append((b"date", http_date(view.wall_now).encode()))
+            if wait == math.inf:
+                error = {
+                    "type": "invalid_request_error",
+                    "message": "the request's tokens exceed the token limit",
+                }
+                await _send_json(send, 400, {"type": "error", "error": error}, headers)
+                return
             if wait == 0.0:
-                status, answer = self._resource(path, method, body, admitted)
+                status, answer = self._resource(path, method, body, admitted, usage)
                 await _send_json(send, status, answer, headers)
                 return
             if self.config.retry_after:
@@ -535,13 +600,91 @@ class MockAPI:
             with self._lock:
                 self._in_flight -= 1
 
+    # -- the model vendors' token quota ---------------------------------------------
+
+    def _model_prune(self, now: float) -> None:
+        window = self.config.model_tokens_window
+        log = self._model_log
+        while log and now - log[0][0] >= window:
+            self._model_used -= log.popleft()[1]
+
+    def _model_wait(self, now: float, ask: _ModelAsk | None) -> float:
+        """Seconds until the call's reservation fits the token quota (0: now; inf:
+        never, bigger than the quota)."""
+        limit = self.config.model_tokens
+        if ask is None or limit is None:
+            return 0.0
+        need = ask.prompt + ask.max_tokens
+        if need > limit:
+            return math.inf
+        self._model_prune(now)
+        excess = self._model_used + need - limit
+        if excess <= 0:
+            return 0.0
+        for at, tokens in self._model_log:
+            excess -= tokens
+            if excess <= 0:
+                return max(at + self.config.model_tokens_window - now, 1e-6)
+        return self.config.model_tokens_window  # unreachable: need <= limit
+
+    def _model_use(self, now: float, ask: _ModelAsk) -> tuple[int, int]:
+        """Charge an admitted call its prompt and a completion of 30-100 % of its
+        ``max_tokens``; ``(prompt, completion)``."""
+        completion = max(1, round(ask.max_tokens * self._completions.uniform(0.3, 1.0)))
+        used = ask.prompt + completion
+        self._model_prune(now)
+        self._model_log.append((now, used))
+        self._model_used += used
+        self._model_used_total += used
+        self._model_max = max(self._model_max, self._model_used)
+        return ask.prompt, completion
+
+    def _reject_for_tokens(self, now: float) -> None:
+        """Count an arrival the token quota refused (the request limiter never sees it)."""
+        if self._first is None:
+            self._first = now
+        self._last = now
+        self._received += 1
+        self._rejected += 1
+        self._model_rejected += 1
+        self._received_max.add(now)
+        self._arrivals.append((now, 429))
+
+    def _model_headers(self, now: float, wall_now: float) -> list[tuple[str, str]]:
+        """The token quota in the OpenAI or Anthropic dialect (nothing in the others)."""
+        limit = self.config.model_tokens
+        dialect = self.config.dialect
+        if limit is None or dialect not in ("openai", "anthropic"):
+            return []
+        self._model_prune(now)
+        remaining = max(0, limit - self._model_used)
+        log = self._model_log
+        full = log[-1][0] + self.config.model_tokens_window - now if log else 0.0
+        if dialect == "openai":
+            return [
+                ("x-ratelimit-limit-tokens", str(limit)),
+                ("x-ratelimit-remaining-tokens", str(remaining)),
+                ("x-ratelimit-reset-tokens", go_duration(max(0.0, full))),
+            ]
+        reset = datetime.fromtimestamp(math.ceil(wall_now + max(0.0, full)), tz=UTC)
+        return [
+            ("anthropic-ratelimit-tokens-limit", str(limit)),
+            ("anthropic-ratelimit-tokens-remaining", str(remaining)),
+            ("anthropic-ratelimit-tokens-reset", reset.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ]
+
     def _resource(
-        self, path: str, method: str, body: bytes, admitted: int
+        self,
+        path: str,
+        method: str,
+        body: bytes,
+        admitted: int,
+        usage: tuple[int, int] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """What an admitted request gets: the document store under ``/documents``,
         the model vendors' endpoints (``_vendor``), a small echo anywhere else."""
         if method == "POST" and path in _VENDOR_ENDPOINTS:
-            return _vendor(path, body, admitted)
+            return _vendor(path, body, admitted, usage or (1, 1))
         parts = path.strip("/").split("/")
         if parts[0] != "documents" or len(parts) > 2:
             return 200, {"ok": True, "method": method, "path": path, "n": admitted}
@@ -619,9 +762,59 @@ class MockAPI:
 _VENDOR_ENDPOINTS: Final = frozenset({"/v1/chat/completions", "/v1/responses", "/v1/messages"})
 
 
-def _vendor(path: str, body: bytes, admitted: int) -> tuple[int, dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class _ModelAsk:
+    """Private. What a model call asks of the token quota: its prompt's tokens (a
+    quarter a character of its text) and its ``max_tokens``."""
+
+    prompt: int
+    max_tokens: int
+
+    @classmethod
+    def read(cls, body: bytes) -> _ModelAsk | None:
+        try:
+            asked = json.loads(body or b"null")
+        except ValueError:
+            return None
+        if not isinstance(asked, dict):
+            return None
+        chars = sum(
+            len(text)
+            for text in _texts([asked.get("messages"), asked.get("system"), asked.get("input")])
+        )
+        cap = next(
+            (
+                value
+                for name in ("max_tokens", "max_completion_tokens", "max_output_tokens")
+                if isinstance(value := asked.get(name), int)
+                and not isinstance(value, bool)
+                and value > 0
+            ),
+            16,
+        )
+        return cls(prompt=max(1, math.ceil(chars / 4)), max_tokens=cap)
+
+
+def _texts(value: object) -> list[str]:
+    """Every string of message text in a request body's part (content strings,
+    ``{"type": "text", "text": ...}`` parts, nested lists)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [text for item in value for text in _texts(item)]
+    if isinstance(value, dict):
+        found = _texts(value.get("content"))
+        text = value.get("text")
+        return [*found, text] if isinstance(text, str) else found
+    return []
+
+
+def _vendor(
+    path: str, body: bytes, admitted: int, usage: tuple[int, int] = (1, 1)
+) -> tuple[int, dict[str, Any]]:
     """A minimal answer each SDK validates strictly (its required fields, no more):
-    a chat completion, a response, a message, echoing the model asked for."""
+    a chat completion, a response, a message, echoing the model asked for, with the
+    tokens used (``usage``: prompt, completion)."""
     try:
         asked = json.loads(body or b"null")
     except ValueError:
@@ -630,6 +823,7 @@ def _vendor(path: str, body: bytes, admitted: int) -> tuple[int, dict[str, Any]]
         error = {"type": "invalid_request_error", "message": "a JSON body with a 'model'"}
         return 400, {"type": "error", "error": error}
     model = asked["model"]
+    prompt, completion = usage
     if path == "/v1/chat/completions":
         message = {"role": "assistant", "content": "ok"}
         choice = {"index": 0, "message": message, "finish_reason": "stop"}
@@ -639,6 +833,11 @@ def _vendor(path: str, body: bytes, admitted: int) -> tuple[int, dict[str, Any]]
             "created": 0,
             "model": model,
             "choices": [choice],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
         }
     if path == "/v1/responses":
         return 200, {
@@ -650,6 +849,13 @@ def _vendor(path: str, body: bytes, admitted: int) -> tuple[int, dict[str, Any]]
             "parallel_tool_calls": True,
             "tool_choice": "auto",
             "tools": [],
+            "usage": {
+                "input_tokens": prompt,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": completion,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": prompt + completion,
+            },
         }
     return 200, {
         "id": f"msg_{admitted}",
@@ -658,7 +864,7 @@ def _vendor(path: str, body: bytes, admitted: int) -> tuple[int, dict[str, Any]]
         "model": model,
         "content": [{"type": "text", "text": "ok"}],
         "stop_reason": "end_turn",
-        "usage": {"input_tokens": 1, "output_tokens": 1},
+        "usage": {"input_tokens": prompt, "output_tokens": completion},
     }
 
 

@@ -483,3 +483,57 @@ async def test_sdk_like_policy_keeps_the_sdk_retries_of_5xx_and_dropped_answers(
     assert kept.errors == []
     assert [type(answer) for answer in kept.answers] == [vendor.answer] * calls
     assert len(retries) == server.stats().faults > 0
+
+
+# -- the mock's token quota, as the SDKs read it ---------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_sdks_read_the_mocks_token_usage_and_token_quota(
+    mock_api_server: MockAPIServerFactory, anyio_backend: str
+) -> None:
+    """The mock's answers carry ``usage`` that each SDK parses into its own model
+    (chat completions, the Responses API, messages), and its token quota (600 a
+    minute here) refuses what no longer fits with a 429 the SDK raises as its
+    ``RateLimitError``; the token headers are each vendor's."""
+    server = mock_api_server(limit=100, window=1.0, dialect="openai", model_tokens=600, seed=5)
+    async with openai.AsyncOpenAI(
+        api_key=API_KEY, base_url=f"{server.url}/v1", max_retries=0
+    ) as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "x" * 400}]
+        )
+        chat = raw.parse()
+        assert chat.usage is not None
+        assert chat.usage.prompt_tokens == 100
+        assert 30 <= chat.usage.completion_tokens <= 100
+        assert raw.headers["x-ratelimit-limit-tokens"] == "600"
+        assert int(raw.headers["x-ratelimit-remaining-tokens"]) == 600 - chat.usage.total_tokens
+        answer = await client.responses.create(model=MODEL, input="y" * 40, max_output_tokens=50)
+        assert answer.usage is not None
+        assert answer.usage.input_tokens == 10
+        # 200 tokens asked each: the quota refuses one of the next three at most.
+        refused: list[openai.RateLimitError] = []
+        for _ in range(3):
+            try:
+                await client.chat.completions.create(
+                    model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "x" * 400}]
+                )
+            except openai.RateLimitError as error:
+                refused.append(error)
+        assert len(refused) >= 1
+    assert server.stats().model_tokens_rejected == len(refused)
+    assert server.stats().max_model_tokens_in_window <= 600
+
+    stated = mock_api_server(limit=100, window=1.0, dialect="anthropic", model_tokens=600)
+    async with anthropic.AsyncAnthropic(
+        api_key=API_KEY, base_url=stated.url, max_retries=0
+    ) as messages:
+        raw_message = await messages.messages.with_raw_response.create(
+            model=MODEL, max_tokens=40, messages=[{"role": "user", "content": "z" * 80}]
+        )
+        message = await raw_message.parse()
+        assert message.usage.input_tokens == 20
+        assert 12 <= message.usage.output_tokens <= 40
+        assert raw_message.headers["anthropic-ratelimit-tokens-limit"] == "600"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import httpx
 import pytest
@@ -293,8 +294,86 @@ async def test_the_model_vendors_endpoints_answer_what_their_sdks_require() -> N
             "assistant",
             "m-1",
         )
-        assert message["usage"] == {"input_tokens": 1, "output_tokens": 1}
+        # "hi": one token of prompt; a completion of 30-100 % of max_tokens (8).
+        assert message["usage"]["input_tokens"] == 1
+        assert 2 <= message["usage"]["output_tokens"] <= 8
+        assert chat["usage"]["total_tokens"] == (
+            chat["usage"]["prompt_tokens"] + chat["usage"]["completion_tokens"]
+        )
+        assert response["usage"]["total_tokens"] >= 2
         assert answer.headers["anthropic-ratelimit-requests-limit"] == "10"
         bad = await client.post("/v1/messages", content=b"{}")
         assert bad.status_code == 400
         assert bad.json()["error"]["type"] == "invalid_request_error"
+
+
+def chat_call(prompt_chars: int, max_tokens: int) -> dict[str, object]:
+    return {
+        "model": "m-1",
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": "x" * prompt_chars}],
+    }
+
+
+async def test_the_token_quota_reserves_prompt_and_max_tokens_and_charges_usage() -> None:
+    """1,000 tokens a minute; each call asks 100 prompt tokens (400 characters) and
+    at most 200 more: it goes while what the window used plus 300 fits, is charged
+    its prompt and a completion of 30-100 % of 200, and past the quota gets a 429
+    whose Retry-After is when enough tokens leave the window. The OpenAI token
+    headers say the same; the window never holds more than 1,000."""
+    clock = Clock()
+    config = MockAPIConfig(limit=100, window=1.0, dialect="openai", model_tokens=1000, seed=3)
+    app = MockAPI(config, clock=clock)
+    async with client_for(app) as client:
+        used: list[int] = []
+        answers = []
+        for i in range(6):
+            clock.t = i * 0.5
+            answer = await client.post("/v1/chat/completions", json=chat_call(400, 200))
+            answers.append(answer)
+            if answer.status_code == 200:
+                used.append(answer.json()["usage"]["total_tokens"])
+        statuses = [a.status_code for a in answers]
+        admitted = statuses.count(200)
+        assert statuses == [200] * admitted + [429] * (6 - admitted)
+        assert all(160 <= tokens <= 300 for tokens in used)
+        assert sum(used) + 300 > 1000 >= sum(used[:-1]) + 300
+        last = answers[admitted - 1]
+        assert last.headers["x-ratelimit-limit-tokens"] == "1000"
+        assert last.headers["x-ratelimit-remaining-tokens"] == str(1000 - sum(used))
+        rejected = answers[admitted]
+        # The first call's tokens leave the window at 60 s; it was 0.5 s * admitted ago.
+        wait = rejected.json()["retry_after"]
+        assert wait == pytest.approx(60.0 - admitted * 0.5)
+        assert rejected.headers["retry-after"] == str(math.ceil(wait))
+        clock.t = 60.0 + 0.01  # the first call's tokens have left the window
+        assert (
+            await client.post("/v1/chat/completions", json=chat_call(400, 200))
+        ).status_code == 200
+        stats = (await client.get("/__stats")).json()
+    assert stats["model_tokens_rejected"] == 6 - admitted
+    assert stats["max_model_tokens_in_window"] <= 1000
+    assert stats["model_tokens_used"] >= sum(used)
+
+
+async def test_a_call_bigger_than_the_token_quota_is_refused_for_good() -> None:
+    app = MockAPI(MockAPIConfig(limit=10, window=1.0, dialect="anthropic", model_tokens=100))
+    async with client_for(app) as client:
+        answer = await client.post("/v1/messages", json=chat_call(40, 500))
+        assert answer.status_code == 400
+        assert answer.json()["error"]["type"] == "invalid_request_error"
+        assert answer.headers["anthropic-ratelimit-tokens-limit"] == "100"
+        small = await client.post("/v1/messages", json=chat_call(40, 50))
+        assert small.status_code == 200
+        assert int(small.headers["anthropic-ratelimit-tokens-remaining"]) == 100 - (
+            small.json()["usage"]["input_tokens"] + small.json()["usage"]["output_tokens"]
+        )
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [({"model_tokens": 0}, "model_tokens"), ({"model_tokens_window": 0.0}, "model_tokens_window")],
+)
+def test_token_quota_options_are_checked(options: dict[str, object], name: str) -> None:
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        MockAPIConfig(**options)  # type: ignore[arg-type]
