@@ -590,6 +590,9 @@ class MockAPI:
                 return
             if wait == 0.0:
                 status, answer = self._resource(path, method, body, admitted, usage)
+                if status == 200 and ask is not None and ask.stream:
+                    await _send_events(send, _events(path, answer), headers)
+                    return
                 await _send_json(send, status, answer, headers)
                 return
             if self.config.retry_after:
@@ -769,6 +772,7 @@ class _ModelAsk:
 
     prompt: int
     max_tokens: int
+    stream: bool = False
 
     @classmethod
     def read(cls, body: bytes) -> _ModelAsk | None:
@@ -792,7 +796,8 @@ class _ModelAsk:
             ),
             16,
         )
-        return cls(prompt=max(1, math.ceil(chars / 4)), max_tokens=cap)
+        stream = asked.get("stream") is True
+        return cls(prompt=max(1, math.ceil(chars / 4)), max_tokens=cap, stream=stream)
 
 
 def _texts(value: object) -> list[str]:
@@ -866,6 +871,80 @@ def _vendor(
         "stop_reason": "end_turn",
         "usage": {"input_tokens": prompt, "output_tokens": completion},
     }
+
+
+def _events(path: str, answer: dict[str, Any]) -> list[tuple[str | None, dict[str, Any] | str]]:
+    """The answer streamed as its vendor streams it (server-sent events), its usage in
+    the last events: OpenAI's chat chunks end with a chunk of ``usage`` alone (as with
+    ``stream_options={"include_usage": true}``) and ``[DONE]``; Anthropic's message
+    events report the input tokens at ``message_start`` and the output tokens at
+    ``message_delta``. ``(event name or None, data)`` each."""
+    if path == "/v1/chat/completions":
+        head = {key: answer[key] for key in ("id", "created", "model")}
+        chunk = {**head, "object": "chat.completion.chunk"}
+        delta = {"role": "assistant", "content": "ok"}
+        return [
+            (None, {**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}),
+            (None, {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+            (None, {**chunk, "choices": [], "usage": answer["usage"]}),
+            (None, "[DONE]"),
+        ]
+    if path == "/v1/messages":
+        usage = answer["usage"]
+        start = {
+            **answer,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": usage["input_tokens"], "output_tokens": 1},
+        }
+        text = {"type": "text", "text": ""}
+        return [
+            ("message_start", {"type": "message_start", "message": start}),
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": text},
+            ),
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": "ok"},
+                },
+            ),
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": usage["output_tokens"]},
+                },
+            ),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+    return [(None, answer)]  # the Responses API's events are not served: the answer whole
+
+
+async def _send_events(
+    send: Send,
+    events: list[tuple[str | None, dict[str, Any] | str]],
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """A ``text/event-stream`` answer, one event a body message."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/event-stream"), *headers],
+        }
+    )
+    for name, data in events:
+        payload = data if isinstance(data, str) else json.dumps(data)
+        line = (f"event: {name}\n" if name else "") + f"data: {payload}\n\n"
+        await send({"type": "http.response.body", "body": line.encode(), "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _read_body(receive: Receive, limit: int = 1 << 20) -> bytes:

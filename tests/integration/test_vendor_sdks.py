@@ -537,3 +537,59 @@ async def test_the_sdks_read_the_mocks_token_usage_and_token_quota(
         assert message.usage.input_tokens == 20
         assert 12 <= message.usage.output_tokens <= 40
         assert raw_message.headers["anthropic-ratelimit-tokens-limit"] == "600"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+# On trio, the openai SDK leaves the async generators of a finished stream to the
+# garbage collector (its own `_iter_events`, and through them the HTTP library's
+# byte iterators), which trio reports as a ResourceWarning: the bare SDK does the
+# same, with or without this library's client.
+@pytest.mark.filterwarnings("ignore:Async generator:ResourceWarning")
+async def test_streamed_answers_report_their_usage_in_the_last_events(
+    mock_api_server: MockAPIServerFactory, anyio_backend: str
+) -> None:
+    """``stream=True`` through the library's client: the mock streams server-sent
+    events as each vendor does, and each SDK reads the usage from the last ones
+    (OpenAI: a chunk of ``usage`` alone before ``[DONE]``; Anthropic: the input tokens
+    at ``message_start``, the output tokens at ``message_delta``). The stream's slot
+    is given back when it ends."""
+    server = mock_api_server(limit=100, window=1.0, dialect="openai", model_tokens=10_000)
+    async with (
+        RateLimitedClient() as http_client,
+        openai.AsyncOpenAI(
+            api_key=API_KEY, base_url=f"{server.url}/v1", http_client=http_client, max_retries=0
+        ) as client,
+    ):
+        stream = await client.chat.completions.create(
+            model=MODEL,
+            max_tokens=50,
+            messages=[{"role": "user", "content": "x" * 200}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [chunk async for chunk in stream]
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "ok"
+        usage = chunks[-1].usage
+        assert usage is not None
+        assert usage.prompt_tokens == 50
+        assert 15 <= usage.completion_tokens <= 50
+        assert http_client.statistics().in_flight == 0
+    assert server.stats().model_tokens_used == usage.total_tokens
+
+    vendor = mock_api_server(limit=100, window=1.0, dialect="anthropic", model_tokens=10_000)
+    async with (
+        RateLimitedClient() as http_client,
+        anthropic.AsyncAnthropic(
+            api_key=API_KEY, base_url=vendor.url, http_client=http_client, max_retries=0
+        ) as messages,
+    ):
+        async with messages.messages.stream(
+            model=MODEL, max_tokens=40, messages=[{"role": "user", "content": "z" * 80}]
+        ) as events:
+            final = await events.get_final_message()
+        assert [block.type for block in final.content] == ["text"]
+        assert final.usage.input_tokens == 20
+        assert 12 <= final.usage.output_tokens <= 40
+        assert http_client.statistics().in_flight == 0
+    assert vendor.stats().model_tokens_used == final.usage.input_tokens + final.usage.output_tokens
