@@ -899,8 +899,13 @@ class ServerFeedback:
         window = now - successes[0] + delay
         limit = len(successes)
         if previous is not None:
-            window = max(window, previous.period)
-            limit = min(limit, max(1, math.floor(previous.limit * _DECREASE)))
+            # A further 429 under a learned rate keeps ``_DECREASE`` of it (fewer at
+            # once, or the same spread wider), never less: how long this run lasted
+            # says nothing of the window (a spacing limiter rejects one request that
+            # came a hair early in a run of any length; a run of two successes and a
+            # late 429 had read as one request per two seconds, a tenth of the truth).
+            limit = max(1, math.floor(previous.limit * _DECREASE))
+            window = max(previous.period, limit * previous.period / (previous.limit * _DECREASE))
             if self._search is not None:
                 self._search.failures = _PROBE_FAILURES  # rejected at its pace: settle
         elif limit == 1:

@@ -652,3 +652,28 @@ async def test_a_long_window_read_from_padded_resets_is_searched_down(
     # learned window), then the rest, all within a fraction of a second.
     second = sorted(upstream.sent)[20:40]
     assert 10.0 <= second[0] < second[-1] <= second[0] + 0.2
+
+
+def test_a_further_429_under_a_learned_rate_keeps_four_fifths_of_it() -> None:
+    """Learned from 429s alone: one request per 50 ms (nginx without a burst). A run
+    of two successes a second apart, then a 429 (a request a hair early): the rate
+    goes down to four fifths (one per 62.5 ms), not to what the run's length would
+    say (one per two seconds, the pause included: a run of 300 took ten minutes)."""
+    feedback = ServerFeedback(
+        configured_rate=None, learning=True, rng=random.Random(1), max_wait=60.0
+    )
+    feedback._learned_rates["429"] = Rate(1, 0.05)
+    feedback._run_start = 0.0
+    for sent in (0.0, 1.0):
+        feedback.on_admit(sent, 1.0)
+        feedback._clean_answer(sent, sent + 0.01)
+    feedback._learn_from_throttle(1.5, 1.0, 0, 1.5)
+    assert feedback._learned_rates["429"] == Rate(1, 0.0625)
+    # A burst learned the same way: four fifths of it, over the same window, however
+    # few went in the run before the 429.
+    feedback._learned_rates["429"] = Rate(20, 1.0)
+    feedback._run_start = 2.0
+    for sent in (2.0, 2.1, 2.2, 2.3, 2.4):
+        feedback._clean_answer(sent, sent + 0.01)
+    feedback._learn_from_throttle(9.0, 1.0, 0, 9.0)
+    assert feedback._learned_rates["429"] == Rate(16, 1.0)
