@@ -409,8 +409,10 @@ class MockAPI:
 
     # -- the limiter ---------------------------------------------------------------
 
-    def _decide(self, now: float, *, write: bool = False) -> float:
-        """Count an arrival at ``now``; 0.0 if admitted, else the wait in seconds."""
+    def _decide(self, now: float, *, write: bool = False, token_wait: float = 0.0) -> float:
+        """Count an arrival at ``now``; 0.0 if admitted, else the wait in seconds.
+        ``token_wait``: the token quota's refusal (``_model_wait``), decided before the
+        request limiter is asked (which then never sees the arrival)."""
         if self._first is None:
             self._first = now
         self._last = now
@@ -423,6 +425,9 @@ class MockAPI:
         if now < self._banned_until:
             wait = self._banned_until - now
             self._banned_rejections += 1
+        elif token_wait > 0.0:
+            wait = token_wait
+            self._model_rejected += 1
         else:
             if write:
                 wait = self._decide_write(now)
@@ -565,14 +570,9 @@ class MockAPI:
             usage: tuple[int, int] | None = None
             with self._lock:
                 now = self._clock()
-                token_wait = self._model_wait(now, ask)
-                if token_wait == 0.0:
-                    wait = self._decide(now, write=write)
-                    if wait == 0.0 and ask is not None:
-                        usage = self._model_use(now, ask)
-                else:
-                    wait = token_wait
-                    self._reject_for_tokens(now)
+                wait = self._decide(now, write=write, token_wait=self._model_wait(now, ask))
+                if wait == 0.0 and ask is not None:
+                    usage = self._model_use(now, ask)
                 admitted = self._admitted
                 view = self._write_view(now) if write else self._view(now)
                 token_headers = self._model_headers(now, view.wall_now)
@@ -641,17 +641,6 @@ class MockAPI:
         self._model_used_total += used
         self._model_max = max(self._model_max, self._model_used)
         return ask.prompt, completion
-
-    def _reject_for_tokens(self, now: float) -> None:
-        """Count an arrival the token quota refused (the request limiter never sees it)."""
-        if self._first is None:
-            self._first = now
-        self._last = now
-        self._received += 1
-        self._rejected += 1
-        self._model_rejected += 1
-        self._received_max.add(now)
-        self._arrivals.append((now, 429))
 
     def _model_headers(self, now: float, wall_now: float) -> list[tuple[str, str]]:
         """The token quota in the OpenAI or Anthropic dialect (nothing in the others)."""
