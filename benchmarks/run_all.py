@@ -11,7 +11,8 @@
 
 Writes ``results-<date>.json`` (or ``quick.json``), ``penalty-timeline.png`` and
 ``lateness.png`` into ``--out`` (default ``benchmarks/results``); with
-``--update-readme`` the tables in ``benchmarks/README.md`` are regenerated.
+``--update-readme`` the tables in ``benchmarks/README.md`` are regenerated (and the
+plots drawn into ``docs/img`` for the docs site too).
 """
 
 from __future__ import annotations
@@ -119,6 +120,9 @@ def main() -> None:
     text = report.markdown(results, link)
     if args.update_readme:
         report.update_readme(readme, text)
+        # The docs site shows the same plots (docs/how-it-decides.md): its pages can
+        # only show files under docs/, so they are copied there with the tables.
+        report.plot(results, HERE.parent / "docs" / "img")
     print(text)
     print(f"results: {path} ({results['seconds']:.0f} s)")
 
