@@ -400,6 +400,34 @@ def markdown(results: dict[str, Any], plots: str | None = None) -> str:
                 for r in vendors
             ],
         )
+    tokens = results.get("model_tokens")
+    if tokens:
+        head = tokens[0]
+        lines += [
+            "",
+            "### Requests and tokens (openai SDK; the OpenAI Cookbook's parallel processor)",
+            "",
+            f"{head['calls']} chat completions from {head.get('concurrency', 50)} tasks; "
+            f"the mock allows {head['token_limit']} tokens and {head['request_limit']} "
+            f"requests per {head['window']:g} s; the least time is {head['least']:.1f} s.",
+            "",
+        ]
+        lines += _table(
+            ["client", "told", "succeeded", "429s at the mock", "most tokens in a window",
+             "time", "× least time"],
+            [
+                [
+                    r["description"],
+                    r["told"],
+                    f"{r['succeeded']}/{r['calls']}",
+                    str(r["rejected"]),
+                    f"{r['max_tokens_in_window']}/{r['token_limit']}",
+                    f"{r['elapsed']:.1f} s",
+                    "-" if r["x_least"] is None else f"{r['x_least']:.2f} ×",
+                ]
+                for r in tokens
+            ],
+        )  # fmt: skip
     lines += ["", "### Limiters (no HTTP)"]
     lines += limiter_tables(results.get("limiters"))
     if plots is not None:

@@ -7,7 +7,9 @@
 2. overhead against plain httpx (``bench_overhead.py``);
 3. the scenarios against every peer over real sockets (``bench_scenarios.py``);
 4. the peers against real limiters, nginx and slowapi (``bench_real_limiters.py``);
-5. the openai and anthropic SDKs over the library and bare (``bench_vendor_sdks.py``).
+5. the openai and anthropic SDKs over the library and bare (``bench_vendor_sdks.py``);
+6. a token quota: the openai SDK over the library against a faithful reimplementation
+   of the OpenAI Cookbook's parallel processor (``bench_model_tokens.py``).
 
 Writes ``results-<date>.json`` (or ``quick.json``), ``penalty-timeline.png`` and
 ``lateness.png`` into ``--out`` (default ``benchmarks/results``); with
@@ -29,6 +31,7 @@ from typing import Any
 
 import anyio
 import bench_limiters
+import bench_model_tokens
 import bench_overhead
 import bench_real_limiters
 import bench_scenarios
@@ -74,6 +77,13 @@ def run(quick: bool, only: str | None, peer: str | None = None) -> dict[str, Any
         calls = 40 if quick else 200
         results["vendor_sdks"] = bench_vendor_sdks.run(calls, min(calls // 2, 100), quick)
         print(bench_vendor_sdks.report(results["vendor_sdks"]), flush=True)
+    if only in (None, "tokens"):
+        print("model tokens ...", flush=True)
+        # Quick: 8 calls that fit one window (the smoke run); else the minute.
+        results["model_tokens"] = (
+            bench_model_tokens.run(calls=8, window=10.0) if quick else bench_model_tokens.run()
+        )
+        print(bench_model_tokens.report(results["model_tokens"]), flush=True)
     results["seconds"] = time.monotonic() - started
     return results
 
@@ -86,7 +96,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
     parser.add_argument(
         "--only",
-        help="limiters, overhead, vendors, scenarios[:<name prefix>] or real[:<limiter prefix>] "
+        help="limiters, overhead, vendors, tokens, scenarios[:<name prefix>] or "
+        "real[:<limiter prefix>] "
         "(default: all)",
     )
     parser.add_argument(

@@ -20,6 +20,7 @@ from ._errors import QueueFullError as QueueFullError
 from ._errors import RateLimitedClientError as RateLimitedClientError
 from ._errors import RetryAfterTooLongError as RetryAfterTooLongError
 from ._errors import TokenRefreshError as TokenRefreshError
+from ._errors import UnitsTooLargeError as UnitsTooLargeError
 from ._hooks import ROUTE_EXTENSION as ROUTE_EXTENSION
 from ._hooks import Hooks as Hooks
 from ._hooks import Paused as Paused
@@ -29,6 +30,7 @@ from ._hooks import RequestSent as RequestSent
 from ._hooks import StatisticsSource as StatisticsSource
 from ._hooks import Throttled as Throttled
 from ._hooks import TokenEvent as TokenEvent
+from ._hooks import UnitsSettled as UnitsSettled
 from ._http import origin_key as origin_key
 from ._httpx import OAuth2ClientCredentials as OAuth2ClientCredentials
 from ._httpx import OAuth2RefreshToken as OAuth2RefreshToken
@@ -36,6 +38,9 @@ from ._httpx import RateLimitedClient as RateLimitedClient
 from ._httpx import RateLimitedTransport as RateLimitedTransport
 from ._httpx import SyncRateLimitedClient as SyncRateLimitedClient
 from ._httpx import SyncRateLimitedTransport as SyncRateLimitedTransport
+from ._metering import UNITS_EXTENSION as UNITS_EXTENSION
+from ._metering import ModelTokens as ModelTokens
+from ._metering import UnitMeter as UnitMeter
 from ._oauth import OAuth2Token as OAuth2Token
 from ._options import COST_EXTENSION as COST_EXTENSION
 from ._options import KEY_EXTENSION as KEY_EXTENSION
@@ -56,6 +61,7 @@ from ._signals import SignalContext as SignalContext
 from ._signals import parse_signal as parse_signal
 from ._throttle import BucketStatistics as BucketStatistics
 from ._throttle import ThrottleStatistics as ThrottleStatistics
+from ._throttle import UnitStatistics as UnitStatistics
 from ._types import KeyFunc as KeyFunc
 from ._types import RateTypes as RateTypes
 
@@ -66,6 +72,7 @@ __all__ = [
     "IDEMPOTENT_METHODS",
     "KEY_EXTENSION",
     "ROUTE_EXTENSION",
+    "UNITS_EXTENSION",
     "BackendUnavailableError",
     "BucketStatistics",
     "CallOptions",
@@ -75,6 +82,7 @@ __all__ = [
     "Dialect",
     "Hooks",
     "KeyFunc",
+    "ModelTokens",
     "OAuth2ClientCredentials",
     "OAuth2RefreshToken",
     "OAuth2Token",
@@ -107,6 +115,10 @@ __all__ = [
     "TokenBucket",
     "TokenEvent",
     "TokenRefreshError",
+    "UnitMeter",
+    "UnitStatistics",
+    "UnitsSettled",
+    "UnitsTooLargeError",
     "__version__",
     "call_options",
     "origin_key",

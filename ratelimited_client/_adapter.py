@@ -100,8 +100,15 @@ class AsyncPermitStreamBody:
         self._permit = permit
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        tap = self._permit.tap
+        if tap is None:
+            async for chunk in self._stream:
+                yield chunk
+            return
         async for chunk in self._stream:
+            tap.feed(chunk)
             yield chunk
+        self._permit.settle_units(tap.usage())  # the stream's end: its usage is known
 
     async def aclose(self) -> None:
         try:
@@ -118,7 +125,14 @@ class SyncPermitStreamBody:
         self._permit = permit
 
     def __iter__(self) -> Iterator[bytes]:
-        yield from self._stream
+        tap = self._permit.tap
+        if tap is None:
+            yield from self._stream
+            return
+        for chunk in self._stream:
+            tap.feed(chunk)
+            yield chunk
+        self._permit.settle_units(tap.usage())  # the stream's end: its usage is known
 
     def close(self) -> None:
         try:
@@ -365,7 +379,11 @@ class AsyncTransportBase(_TransportBase):
 
     def _admit(self, effect: Admit) -> Awaitable[Permit]:
         acquired = self._throttle.acquire(
-            effect.key, effect.cost, origin=effect.origin, deadline=effect.deadline
+            effect.key,
+            effect.cost,
+            origin=effect.origin,
+            deadline=effect.deadline,
+            units=effect.units,
         )
         if effect.queue_wait is None:
             return acquired
@@ -474,7 +492,11 @@ class SyncTransportBase(_TransportBase):
     def _admit(self, effect: Admit) -> Awaitable[Permit]:
         try:
             permit = self._throttle.acquire_sync(
-                effect.key, effect.cost, origin=effect.origin, deadline=effect.deadline
+                effect.key,
+                effect.cost,
+                origin=effect.origin,
+                deadline=effect.deadline,
+                units=effect.units,
             )
         except DeadlineExceededError as passed:
             if effect.queue_wait is None:

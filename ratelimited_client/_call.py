@@ -45,6 +45,7 @@ from ._hooks import (
     check_hooks,
 )
 from ._http import origin_key, route_of
+from ._metering import UNITS_EXTENSION, ModelTokens, UsageTap, check_meter, request_units
 from ._oauth import AUTH_EXTENSION
 from ._options import (
     COST_EXTENSION,
@@ -70,10 +71,11 @@ from ._signals import (
 from ._test_mode import applied as test_mode_applied
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Hashable
+    from collections.abc import Callable, Generator, Hashable, Mapping
 
     from ._clock import Clock
     from ._http import HttpLibrary, RequestView, ResponseView
+    from ._metering import UnitMeter
     from ._signals import Dialect
     from ._throttle import Permit, ThrottleCore, ThrottleStatistics
 
@@ -111,7 +113,7 @@ class Admit:
     then gives up at ``deadline`` however the wait goes, the request leaving the
     queue with nothing taken."""
 
-    __slots__ = ("cost", "deadline", "key", "origin", "queue_wait")
+    __slots__ = ("cost", "deadline", "key", "origin", "queue_wait", "units")
 
     def __init__(
         self,
@@ -120,12 +122,14 @@ class Admit:
         origin: str,
         deadline: float | None,
         queue_wait: float | None = None,
+        units: Mapping[str, float] | None = None,
     ) -> None:
         self.key = key
         self.cost = cost
         self.origin = origin
         self.deadline = deadline
         self.queue_wait = queue_wait
+        self.units = units  # other quotas' units (tokens), reserved on admission
 
 
 class Authorize:
@@ -215,6 +219,8 @@ class ClientState:
     builtin_dialects: bool = True
     # The key is the origin (no ``key=`` given): one string serves as both.
     keyed_by_origin: bool = True
+    # What requests cost in other units (tokens); ``None``: only what they state.
+    meter: UnitMeter | None = None
 
     @classmethod
     def build(cls, options: ThrottleOptions, *, sync: bool = False) -> ClientState:
@@ -237,11 +243,14 @@ class ClientState:
             sync=sync,
             bucket_rates=options["bucket_rates"],
             backend=options["backend"],
+            unit_rates=options["unit_rates"],
         )
         if rng is not None:
             throttle.rng = rng
         chosen = check_dialects(options["dialects"])
         key = check_key(options["key"])
+        hooks = Dispatcher(check_hooks(options["metrics"]))
+        throttle.on_units_settled = hooks.units_settled
         return cls(
             throttle=throttle,
             key=key or origin_key,
@@ -250,7 +259,8 @@ class ClientState:
             keyed_by_origin=key is None,
             retry=retry,
             budget=new_budget(retry),
-            hooks=Dispatcher(check_hooks(options["metrics"])),
+            hooks=hooks,
+            meter=check_meter(options["meter"]),
         )
 
     def statistics(self) -> ThrottleStatistics:
@@ -260,6 +270,12 @@ class ClientState:
         return dataclasses.replace(
             stats, retry_budget_left=self.budget.left(self.throttle.clock.now())
         )
+
+    def metered(self, request: RequestView) -> bool:
+        """Whether the meter is asked about ``request``: the default meter prices POSTs
+        only (the model calls), a meter of the user's every request."""
+        meter = self.meter
+        return meter is not None and (request.method == "POST" or type(meter) is not ModelTokens)
 
     def key_and_origin(self, request: RequestView) -> tuple[Hashable, str]:
         """The request's bucket key and its origin (the same string by default)."""
@@ -312,6 +328,44 @@ def wants_body(status: int, headers: Any, scan: HeaderScan) -> bool:
     if status < 400 or scan.length is None or not 0 < scan.length <= MAX_SIGNAL_BODY:
         return False
     return "json" in headers.get("content-type", "")
+
+
+def _json_success(response: ResponseView) -> bool:
+    return 200 <= response.status_code < 300 and "json" in response.headers.get("content-type", "")
+
+
+def _settle_units(
+    meter: UnitMeter | None,
+    permit: Permit,
+    response: ResponseView,
+    content: bytes | None,
+    usage_body: bool,
+) -> None:
+    """Settle a metered request's reservations by its answer (its headers read, its
+    body too if it was): a success to the usage it reports (a JSON body now, a
+    stream at its end, through a ``UsageTap``), the estimate kept where it reports
+    none; a refusal (a 4xx, 429 included: nothing was processed) to nothing; a 5xx
+    or anything else keeps the estimate (the server may have done the work)."""
+    status = response.status_code
+    if 400 <= status < 500:
+        permit.settle_units(None, refused=True)
+        return
+    if meter is None or not 200 <= status < 300:
+        permit.settle_units(None)
+        return
+    if usage_body:
+        parsed = _json_or_none(content or b"")
+        permit.settle_units(meter.usage([parsed]) if parsed is not None else None)
+        return
+    if "text/event-stream" not in response.headers.get("content-type", ""):
+        permit.settle_units(None)
+        return
+    tap = UsageTap(meter)
+    if content is None:
+        permit.tap = tap  # the stream's reader settles at its end
+        return
+    tap.feed(content)  # a short stream, read already
+    permit.settle_units(tap.usage())
 
 
 def _json_or_none(content: bytes) -> object:
@@ -496,15 +550,21 @@ def attempt_flow(
         Attempt(state, request, attempt, key, origin, cost) if state.hooks.per_request() else None
     )
     throttle = state.throttle
-    permit = throttle.admit_now(key, cost, origin)
+    # Other quotas' units (a model call's tokens): stated, or the meter's estimate.
+    units = (
+        request_units(request, state.meter)
+        if state.metered(request) or UNITS_EXTENSION in extensions
+        else None
+    )
+    permit = None if units else throttle.admit_now(key, cost, origin)
     if permit is None:  # it may have to wait: the driver's throttle queues it
         options = extensions.get(CALL_EXTENSION) if extensions else None
         if options is None or options.queue_wait is None:
-            permit = yield Admit(key, cost, origin, deadline)
+            permit = yield Admit(key, cost, origin, deadline, None, units or None)
         else:
             until = throttle.now() + options.queue_wait
             until = until if deadline is None else min(deadline, until)
-            permit = yield Admit(key, cost, origin, until, options.queue_wait)
+            permit = yield Admit(key, cost, origin, until, options.queue_wait, units or None)
     if step is not None:
         step.admitted(permit)
     try:
@@ -524,7 +584,10 @@ def attempt_flow(
         scan = scan_headers(response.headers)
         body = None
         length = scan.length
-        if length is not None and length <= MAX_SIGNAL_BODY:  # small: read it now
+        # A metered success in JSON is read whatever its length: its usage settles.
+        usage_body = bool(permit.units) and _json_success(response)
+        content = None
+        if usage_body or (length is not None and length <= MAX_SIGNAL_BODY):  # read it now
             wants = wants_body(response.status_code, response.headers, scan)
             if wants:
                 # The answer may pause the bucket: nobody leaves until it is read.
@@ -538,6 +601,8 @@ def attempt_flow(
                 raise
             if wants:
                 body = _json_or_none(content)
+        if permit.units:
+            _settle_units(state.meter, permit, response, content, usage_body)
         permit.settle()
     except BaseException:
         permit.release()

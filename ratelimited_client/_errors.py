@@ -7,6 +7,7 @@ The hierarchy::
     ├── QueueFullError          too many requests already waiting (``max_queued``)
     ├── RetryAfterTooLongError  the server asked for a wait longer than allowed
     ├── DeadlineExceededError   the call's deadline passed, or could not be met
+    ├── UnitsTooLargeError      a request's estimated units (tokens) can never fit the quota
     └── TokenRefreshError       an OAuth 2.0 token could not be had
 
 Network and protocol errors are httpx's own (``httpx.ConnectError`` and so on)
@@ -23,6 +24,7 @@ __all__ = [
     "RateLimitedClientError",
     "RetryAfterTooLongError",
     "TokenRefreshError",
+    "UnitsTooLargeError",
 ]
 
 
@@ -85,6 +87,30 @@ class DeadlineExceededError(RateLimitedClientError, TimeoutError):
         self.deadline = deadline
         self.reason = reason
         super().__init__(f"deadline of {deadline:g} s: {reason}")
+
+
+class UnitsTooLargeError(RateLimitedClientError, ValueError):
+    """A request's estimated units of a quota (a model call's tokens: its prompt and
+    its ``max_tokens``) exceed that quota's whole limit: it could never be sent, so
+    it fails at once, before it is sent, instead of waiting forever. Also a
+    :class:`ValueError`. ``unit``, ``amount``, ``limit`` and ``window`` say which
+    quota and by how much; ``key`` is the bucket.
+    """
+
+    def __init__(
+        self, *, unit: str, amount: float, limit: float, window: float, key: object = None
+    ) -> None:
+        self.unit = unit
+        self.amount = amount
+        self.limit = limit
+        self.window = window
+        self.key = key
+        where = f" of bucket {key!r}" if key is not None else ""
+        super().__init__(
+            f"the request needs an estimated {amount:g} {unit}, more than the whole quota"
+            f"{where} ({limit:g} {unit} per {window:g} s); it could never be sent (lower "
+            "its max_tokens or its prompt, or check the estimate)"
+        )
 
 
 class TokenRefreshError(RateLimitedClientError):

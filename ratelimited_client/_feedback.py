@@ -40,6 +40,7 @@ from ._signals import CLOCK_STEP
 
 if TYPE_CHECKING:
     import random
+    from collections.abc import Set as AbstractSet
 
     from ._limiters import Limiter, Ticket
     from ._signals import QuotaState, RateLimitSignal
@@ -342,6 +343,10 @@ class ServerFeedback:
         self.too_long_until = -math.inf
         self.too_long_delay = 0.0
         self.caps: dict[str, _Cap] = {}
+        # Units other than requests whose quota the bucket's ledgers keep (tokens with
+        # a known limit): their quotas are left to the ledgers, a ``remaining`` of 0
+        # included (a wait the ledger knows to the unit, not a pause to the reset).
+        self.metered_units: AbstractSet[str] = frozenset()
         self.learned: _LearnedLimit | None = None
         self.learned_rate: Rate | None = None
         self._learned_rates: dict[str, Rate] = {}
@@ -662,8 +667,10 @@ class ServerFeedback:
     ) -> None:
         if quota.remaining is None or quota.reset_at is None or quota.reset_at <= now:
             return
-        if quota.unit != "requests" and quota.remaining > 0:
-            return  # cannot count tokens per request: only an exhausted quota binds
+        if quota.unit != "requests" and (quota.remaining > 0 or quota.unit in self.metered_units):
+            # Units no ledger meters cannot be counted per request: only an exhausted
+            # quota binds. The ledgers keep those they meter.
+            return
         if local_room is not None and quota.unit == "requests" and quota.remaining >= local_room:
             # The server has at least the room the configured limiter allows: its count
             # agrees with ours (nobody else spends the quota), so its reset adds nothing

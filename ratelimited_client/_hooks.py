@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable
+
     from ._retry import RetryEvent
     from ._throttle import ThrottleStatistics
 
@@ -32,6 +34,7 @@ __all__ = [
     "StatisticsSource",
     "Throttled",
     "TokenEvent",
+    "UnitsSettled",
     "check_hooks",
     "redact_headers",
 ]
@@ -188,6 +191,25 @@ class TokenEvent:
     status: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class UnitsSettled:
+    """A request's reservation of a unit (a model call's tokens) was settled.
+
+    Attributes:
+        bucket: the bucket whose quota it was reserved on.
+        unit: ``"tokens"``, ``"input_tokens"``, ``"output_tokens"`` ...
+        reserved: the estimate reserved before the request went.
+        settled: what it settled to: the usage the answer reported, the estimate
+            where none came (a stream closed early, a failed attempt), 0 for a
+            request the server refused (a 429 or another 4xx).
+    """
+
+    bucket: str
+    unit: str
+    reserved: float
+    settled: float
+
+
 @runtime_checkable
 class StatisticsSource(Protocol):
     """What a hook can read live figures from (a client or a transport)."""
@@ -234,6 +256,9 @@ class Hooks:
     def on_token(self, event: TokenEvent) -> None:
         """An OAuth token request succeeded or failed."""
 
+    def on_units_settled(self, event: UnitsSettled) -> None:
+        """A reservation of another unit (tokens) was settled to what was used."""
+
 
 def check_hooks(metrics: object) -> tuple[Hooks, ...]:
     """The ``metrics`` option: a :class:`Hooks`, a sequence of them, or ``None``."""
@@ -272,6 +297,11 @@ class Dispatcher:
         ``on_request_sent``, ``on_request_completed``, ``on_quota``): a hook of the
         user's, or the logger at DEBUG. If not, the transport does not build them."""
         return self._user_hooks or logger.isEnabledFor(logging.DEBUG)
+
+    def units_settled(self, bucket: Hashable, unit: str, reserved: float, settled: float) -> None:
+        """The throttle's word that a reservation of ``unit`` was settled."""
+        if self._user_hooks:
+            self.emit("on_units_settled", UnitsSettled(str(bucket), unit, reserved, settled))
 
     def attach(self, source: StatisticsSource) -> None:
         for hook in self.hooks:

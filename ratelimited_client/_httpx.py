@@ -185,9 +185,21 @@ class RateLimitedTransport(AsyncTransportBase, httpx.AsyncBaseTransport):
             default) or in Redis (:class:`RedisBackend`), one quota shared by
             every process and host using it.
         clock: where time comes from; for tests (see ``ratelimited_client.testing``).
+        unit_rates: quotas in other units than requests, per bucket, one rate
+            each, e.g. ``{"tokens": "60000/minute"}`` (a model API's tokens per
+            minute; ``"input_tokens"`` and ``"output_tokens"`` for Anthropic's
+            separate limits). All must hold, with ``rate``, for a request to go.
+            Without it, token limits are learned from the OpenAI and Anthropic
+            headers (``x-ratelimit-limit-tokens``, ``anthropic-ratelimit-*``).
+        meter: what a request costs in those units: an estimate reserved before
+            it goes, settled to the usage its answer reports. Default
+            :class:`ModelTokens`: OpenAI and Anthropic model calls (prompt
+            characters / 4 + ``max_tokens``), settled from ``usage``. ``None``:
+            only what requests state in ``extensions["ratelimit_units"]``.
 
     Per request, ``extensions={"ratelimit_cost": n}`` charges ``n`` units
-    instead of 1.
+    instead of 1, and ``extensions={"ratelimit_units": {"tokens": n}}`` reserves
+    ``n`` tokens instead of the meter's estimate.
 
     Raises:
         ConfigurationError: (a ``ValueError``) at construction, naming the bad option.

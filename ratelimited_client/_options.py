@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, TypedDict, TypeVar
 
 from ._clock import MONOTONIC, Clock, MonotonicClock
 from ._errors import ConfigurationError
-from ._rate import normalize_rates
+from ._metering import ModelTokens
+from ._rate import Rate, SlidingWindow, is_finite_number, normalize_rates
 from ._retry import RetryBudget, RetryPolicy
 from ._signals import DEFAULT_DIALECTS
 from ._throttle import DEFAULT_MAX_WAIT, SyncThrottle, Throttle, ThrottleCore
@@ -17,12 +17,14 @@ from ._throttle import DEFAULT_MAX_WAIT, SyncThrottle, Throttle, ThrottleCore
 if TYPE_CHECKING:
     from ._backends import RedisBackend
     from ._hooks import Hooks
+    from ._metering import UnitMeter
     from ._rate import LimitSpec
     from ._signals import Dialect
     from ._types import KeyFunc, RateTypes
 
 __all__ = [
     "COST_EXTENSION",
+    "DEFAULT_METER",
     "DEFAULT_RETRY",
     "KEY_EXTENSION",
     "THROTTLE_DEFAULTS",
@@ -65,6 +67,7 @@ def build_throttle(
     sync: bool = False,
     bucket_rates: Mapping[Hashable, RateTypes] | None = None,
     backend: object = None,
+    unit_rates: Mapping[str, Rate | str] | None = None,
 ) -> ThrottleCore:
     """Validate the options (naming the bad one) and build the throttle."""
     flags = (("latency_proof", latency_proof), ("learn", learn), ("slow_start", slow_start))
@@ -96,7 +99,35 @@ def build_throttle(
         slow_start=slow_start,
         max_wait=max_wait,
         clock=clock or MONOTONIC,
+        unit_rates=_unit_rates(unit_rates),
     )
+
+
+def _unit_rates(value: Mapping[str, Rate | str] | None) -> dict[str, Rate]:
+    """The ``unit_rates`` option: one rate per unit, e.g. ``{"tokens": "60000/minute"}``."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            "unit_rates must map unit names to rates, e.g. {'tokens': '60000/minute'}, "
+            f"got {value!r}"
+        )
+    found: dict[str, Rate] = {}
+    for name, rate in value.items():
+        unit: object = name
+        if not isinstance(unit, str) or not unit or unit == "requests":
+            raise ConfigurationError(
+                "unit_rates keys are unit names other than 'requests' (the request quota "
+                f"is rate=), such as 'tokens' or 'input_tokens'; got {unit!r}"
+            )
+        specs = normalize_rates(rate, f"unit_rates[{name!r}]")
+        if len(specs) != 1 or not isinstance(specs[0], SlidingWindow):
+            raise ConfigurationError(
+                f"unit_rates[{name!r}] must be one rate, a Rate or a string like "
+                f"'60000/minute', got {rate!r}"
+            )
+        found[name] = specs[0].rate
+    return found
 
 
 def _bucket_rates(
@@ -118,6 +149,8 @@ def _bucket_rates(
 
 #: The policy used when ``retry`` is not passed.
 DEFAULT_RETRY: Final = RetryPolicy()
+#: The meter used when ``meter`` is not passed: the OpenAI and Anthropic token shapes.
+DEFAULT_METER: Final = ModelTokens()
 
 
 class ThrottleOptions(TypedDict, total=False):
@@ -140,6 +173,8 @@ class ThrottleOptions(TypedDict, total=False):
     metrics: Hooks | Sequence[Hooks] | None
     backend: RedisBackend | None
     clock: Clock | None
+    unit_rates: Mapping[str, Rate | str] | None
+    meter: UnitMeter | None
 
 
 #: Each option's value when it is not passed.
@@ -157,6 +192,8 @@ THROTTLE_DEFAULTS: Final[ThrottleOptions] = {
     "metrics": None,
     "backend": None,
     "clock": None,
+    "unit_rates": None,
+    "meter": DEFAULT_METER,
 }
 
 
@@ -235,12 +272,7 @@ def check_dialects(dialects: Sequence[Dialect] | None) -> tuple[Dialect, ...]:
 def request_cost(extensions: Mapping[str, object]) -> float:
     """The request's cost from its extensions; 1 when absent. Rejects nonsense clearly."""
     cost = extensions.get(COST_EXTENSION, 1)
-    if (
-        isinstance(cost, bool)
-        or not isinstance(cost, int | float)
-        or not math.isfinite(cost)
-        or cost <= 0
-    ):
+    if not is_finite_number(cost) or cost <= 0:
         raise ValueError(
             f"request extension {COST_EXTENSION!r} must be a positive, finite number, got {cost!r}"
         )

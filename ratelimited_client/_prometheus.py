@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         StatisticsSource,
         Throttled,
         TokenEvent,
+        UnitsSettled,
     )
     from ._retry import RetryEvent
 
@@ -171,6 +172,20 @@ class _Instruments(Collector):
             ["bucket"],
             registry=registry,
         )
+        self.units_reserved = Counter(
+            f"{ns}_units_reserved",
+            "Units of other quotas (a model API's tokens) reserved at their estimates "
+            "before requests went, by bucket and unit.",
+            ["bucket", "unit"],
+            registry=registry,
+        )
+        self.units_settled = Counter(
+            f"{ns}_units_settled",
+            "What those reservations settled to: the usage the answers reported (compare "
+            "with units_reserved to see how far the estimates are off).",
+            ["bucket", "unit"],
+            registry=registry,
+        )
         self.tokens = Counter(
             f"{ns}_token_refreshes",
             "OAuth token requests, by grant and outcome (success, failure).",
@@ -215,6 +230,16 @@ class _Instruments(Collector):
                 labels=["bucket", "quota"],
             ),
             GaugeMetricFamily(
+                f"{ns}_unit_headroom",
+                "Units of another quota (tokens) a bucket may still spend in its window now.",
+                labels=["bucket", "unit"],
+            ),
+            GaugeMetricFamily(
+                f"{ns}_unit_limit",
+                "Units of another quota (tokens) per window, configured or learned.",
+                labels=["bucket", "unit"],
+            ),
+            GaugeMetricFamily(
                 f"{ns}_corrected_burst",
                 "The burst a bucket adopted after the server rejected the configured one "
                 "(the configured rate is wrong in shape; absent where it is not).",
@@ -223,12 +248,16 @@ class _Instruments(Collector):
         ]
 
     def _fill(self, families: list[GaugeMetricFamily]) -> list[GaugeMetricFamily]:
-        in_flight, queued, budget, paused, remaining, limit, corrected = families
+        in_flight, queued, budget, paused, remaining, limit, headroom, unit_limit, corrected = (
+            families
+        )
         flying = 0.0
         budget_left = 0.0
         waiting: dict[str, float] = {}
         pause: dict[str, float] = {}
         bursts: dict[str, float] = {}
+        room: dict[tuple[str, str], float] = {}
+        limits: dict[tuple[str, str], float] = {}
         for source in list(self.sources):
             stats = source.statistics()
             flying += stats.in_flight
@@ -240,6 +269,12 @@ class _Instruments(Collector):
                 if bucket.corrected is not None and bucket.corrected.burst is not None:
                     burst = float(bucket.corrected.burst)
                     bursts[name] = min(bursts.get(name, burst), burst)
+                for unit in bucket.units.values():
+                    if unit.limit is None or unit.headroom is None:
+                        continue
+                    key = (name, self.labels("unit", unit.unit))
+                    room[key] = min(room.get(key, unit.headroom), unit.headroom)
+                    limits[key] = unit.limit
         in_flight.add_metric([], flying)
         budget.add_metric([], budget_left)
         for name, value in sorted(waiting.items()):
@@ -248,6 +283,9 @@ class _Instruments(Collector):
             paused.add_metric([name], value)
         for name, value in sorted(bursts.items()):
             corrected.add_metric([name], value)
+        for (name, unit_label), value in sorted(room.items()):
+            headroom.add_metric([name, unit_label], value)
+            unit_limit.add_metric([name, unit_label], limits[(name, unit_label)])
         now = time.time()
         for (bucket_label, quota_label), quota in sorted(self.quotas.items()):
             left = quota.remaining
@@ -394,3 +432,9 @@ class PrometheusMetrics(Hooks):
         self._m.tokens.labels(
             self._m.labels("grant", event.grant), "success" if event.ok else "failure"
         ).inc()
+
+    def on_units_settled(self, event: UnitsSettled) -> None:
+        m = self._m
+        labels = (m.labels("bucket", event.bucket), m.labels("unit", event.unit))
+        m.units_reserved.labels(*labels).inc(event.reserved)
+        m.units_settled.labels(*labels).inc(event.settled)

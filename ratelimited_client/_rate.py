@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeGuard
 
 from ._errors import ConfigurationError
 
@@ -45,6 +45,11 @@ _PATTERN: Final = re.compile(
 )
 
 
+def is_finite_number(value: object) -> TypeGuard[int | float]:
+    """Private. An int or float (not a bool), finite: what a numeric option must be."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Rate:
     """``limit`` requests (or cost units) per ``period`` seconds.
@@ -70,12 +75,7 @@ class Rate:
         period: object = self.period
         if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
             raise ConfigurationError(f"Rate limit must be a positive integer, got {limit!r}")
-        if (
-            isinstance(period, bool)
-            or not isinstance(period, int | float)
-            or not math.isfinite(period)
-            or period <= 0
-        ):
+        if not is_finite_number(period) or period <= 0:
             raise ConfigurationError(
                 f"Rate period must be a positive, finite number of seconds, got {period!r}"
             )

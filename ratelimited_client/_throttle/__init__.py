@@ -49,6 +49,7 @@ from ._bucket import BucketStatistics, ThrottleStatistics
 from ._core import DEFAULT_MAX_WAIT, ThrottleCore, TimeLeftExceededError
 from ._permit import Permit, SyncPermit
 from ._sync_throttle import SyncThrottle
+from ._units import UnitStatistics
 from ._waiting import _Waiter as _Waiter
 
 __all__ = [
@@ -61,4 +62,5 @@ __all__ = [
     "ThrottleCore",
     "ThrottleStatistics",
     "TimeLeftExceededError",
+    "UnitStatistics",
 ]

@@ -18,7 +18,7 @@ from ._permit import Permit
 from ._waiting import _FifoSemaphore, _resolve, _running_asyncio_loop, _Waiter
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
+    from collections.abc import Hashable, Mapping
 
     from .._backends import RemoteAdmission
     from .._limiters import Limiter, Ticket
@@ -118,26 +118,33 @@ class Throttle(ThrottleCore):
         *,
         origin: str | None = None,
         deadline: float | None = None,
+        units: Mapping[str, float] | None = None,
     ) -> Permit:
         """Wait until a request of ``cost`` on bucket ``key`` may be sent; never over quota.
 
         ``origin`` (``scheme://host:port``) makes origin-wide server pauses apply.
         With a ``deadline`` (on this clock), a wait known to end after it fails at once.
+        ``units``: the request's estimated units of other quotas (tokens), reserved
+        on admission (the permit settles them).
 
         Raises:
             QueueFullError: ``max_queued`` requests already wait (nothing was queued).
             RetryAfterTooLongError: the server paused this bucket for longer than allowed.
             DeadlineExceededError: the wait for a slot would end after ``deadline``.
             ValueError: ``cost`` can never fit the bucket's quota.
+            UnitsTooLargeError: ``units`` can never fit the bucket's quota of a unit.
         """
-        permit = self.admit_now(key, cost, origin)
-        if permit is not None:
-            return permit
-        bucket = self._buckets[key]  # made by ``admit_now``
+        if units:
+            bucket = self._bucket(key)  # the fast path knows no units
+        else:
+            permit = self.admit_now(key, cost, origin)
+            if permit is not None:
+                return permit
+            bucket = self._buckets[key]  # made by ``admit_now``
         self._check_too_long(bucket, self.clock.now())
-        self._check_cost(bucket, cost)
+        self._check_cost(bucket, cost, units)
         if bucket.live == 0 and bucket.remote is None:
-            permit = self._try_admit(bucket, cost, origin)
+            permit = self._try_admit(bucket, cost, origin, units)
             if permit is not None:
                 return permit
         self._check_queue()
@@ -166,7 +173,7 @@ class Throttle(ThrottleCore):
                         bucket.live -= 1
                     raise
             try:
-                return await self._serve_head(bucket, cost, origin, deadline)
+                return await self._serve_head(bucket, cost, origin, deadline, units)
             except BaseException:
                 self._next_head(bucket)
                 raise
@@ -174,7 +181,12 @@ class Throttle(ThrottleCore):
             self._queued -= 1
 
     async def _serve_head(
-        self, bucket: _Bucket, cost: float, origin: str | None, deadline: float | None
+        self,
+        bucket: _Bucket,
+        cost: float,
+        origin: str | None,
+        deadline: float | None,
+        units: Mapping[str, float] | None,
     ) -> Permit:
         semaphore = self._semaphore
         holding = False
@@ -185,7 +197,7 @@ class Throttle(ThrottleCore):
             while True:
                 now = self.clock.now()
                 self._check_too_long(bucket, now)
-                wait = max(self._wait_time(bucket, now, cost, origin), retry_at - now)
+                wait = max(self._wait_time(bucket, now, cost, origin, units), retry_at - now)
                 if wait <= 0:
                     if semaphore is not None and not holding:
                         if not semaphore.try_acquire():
@@ -212,7 +224,7 @@ class Throttle(ThrottleCore):
                 assert semaphore is not None  # noqa: S101
                 semaphore.release()
             raise
-        permit = self._admit(bucket, cost, now)
+        permit = self._admit(bucket, cost, now, units)
         permit.remote = remote
         self._next_head(bucket)
         return permit

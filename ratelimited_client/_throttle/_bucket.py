@@ -9,7 +9,7 @@ the head's wake-up (a cancel scope or a future) in it so ``kick`` can reach it.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .._feedback import ServerFeedback
     from .._limiters import GCRALimiter, Limiter
     from .._rate import LimitSpec, Rate, TokenBucket
+    from ._units import BucketUnits, UnitStatistics
     from ._waiting import _Waiter
 
 __all__ = ["BucketStatistics", "ThrottleStatistics", "_Bucket"]
@@ -45,6 +46,7 @@ class _Bucket:
         "outstanding",
         "remote",
         "shared_rate",
+        "units",
         "waiters",
     )
 
@@ -70,6 +72,8 @@ class _Bucket:
         self.remote: tuple[LimitSpec, ...] | None = None
         self.fallback: Limiter | None = None
         self.shared_rate: Rate | None = None  # learned by some process, kept in the backend
+        # Quotas in other units (tokens), once configured or metered: see ``_units``.
+        self.units: BucketUnits | None = None
 
     def kick(self) -> None:
         """Wake the head early: something that may shorten its wait happened."""
@@ -98,6 +102,10 @@ class BucketStatistics:
         corrected: the stricter shape adopted over the configured rate after the
             server rejected its bursts (same rate, smaller burst), or ``None``; a
             WARNING says so when it happens.
+        units: the bucket's quotas in other units (a model API's tokens), by unit:
+            limit, use, headroom, and what was reserved vs settled. Empty unless
+            requests carry units (``ratelimit_units``, the ``meter``) or
+            ``unit_rates`` configures them.
     """
 
     key: str
@@ -109,6 +117,7 @@ class BucketStatistics:
     ignored_waits: int = 0
     agreed_readings: int = 0
     corrected: TokenBucket | None = None
+    units: Mapping[str, UnitStatistics] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from .._rate import TokenBucket
 from ._bucket import BucketStatistics, ThrottleStatistics, _Bucket
 from ._permit import Permit
 from ._remote import RemoteCoordination
+from ._units import BucketUnits
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Mapping
@@ -27,8 +28,9 @@ if TYPE_CHECKING:
     from .._backends import RedisBackend
     from .._clock import Clock
     from .._limiters import Limiter, Ticket
-    from .._rate import LimitSpec
+    from .._rate import LimitSpec, Rate
     from .._signals import RateLimitSignal
+    from ._units import Reservation
 
 __all__ = ["DEFAULT_MAX_WAIT", "ThrottleCore", "_check_deadline"]
 
@@ -80,8 +82,11 @@ class ThrottleCore(RemoteCoordination):
         rng: random.Random | None = None,
         bucket_rates: Mapping[Hashable, tuple[LimitSpec, ...]] | None = None,
         backend: RedisBackend | None = None,
+        unit_rates: Mapping[str, Rate] | None = None,
     ) -> None:
         self.rates = rates
+        # Every bucket's quotas in other units (tokens per minute ...), configured.
+        self.unit_rates = dict(unit_rates or {})
         self.backend = backend
         self._backend_down = False
         # Buckets with a quota of their own (a stricter write bucket ...); others use ``rates``.
@@ -105,6 +110,9 @@ class ThrottleCore(RemoteCoordination):
         self._real_time = isinstance(clock, MonotonicClock)
         self.now: Callable[[], float] = time.monotonic if self._real_time else clock.now
         self._buckets: dict[Hashable, _Bucket] = {}
+        # Told of each settled reservation of other units: (bucket key, unit, reserved,
+        # settled); the client's hooks set it.
+        self.on_units_settled: Callable[[Hashable, str, float, float], None] | None = None
         self._sweep_at = _SWEEP_AFTER
         self._queued = 0
         self._in_flight = 0
@@ -118,7 +126,11 @@ class ThrottleCore(RemoteCoordination):
 
     # -- admission (the subclass waits) --------------------------------------------
 
-    def _check_cost(self, bucket: _Bucket, cost: float) -> None:
+    def _check_cost(
+        self, bucket: _Bucket, cost: float, units: Mapping[str, float] | None = None
+    ) -> None:
+        if units:
+            self._units(bucket).check(bucket.key, units)
         limiter = bucket.limiter or bucket.fallback
         if bucket.remote:
             most = min(
@@ -150,11 +162,21 @@ class ThrottleCore(RemoteCoordination):
     def _give_slot(self) -> None:
         raise NotImplementedError
 
-    def _wait_time(self, bucket: _Bucket, now: float, cost: float, origin: str | None) -> float:
-        """Seconds until ``cost`` may go on ``bucket`` (``math.inf``: until an answer)."""
+    def _wait_time(
+        self,
+        bucket: _Bucket,
+        now: float,
+        cost: float,
+        origin: str | None,
+        units: Mapping[str, float] | None = None,
+    ) -> float:
+        """Seconds until ``cost`` (and ``units``) may go on ``bucket`` (``math.inf``:
+        until an answer)."""
         if bucket.holds:
             return math.inf  # an answer that may pause the bucket is still being read
         wait = bucket.limiter.wait_time(now, cost) if bucket.limiter is not None else 0.0
+        if units and bucket.units is not None:
+            wait = max(wait, bucket.units.wait_time(now, units))
         wait = max(wait, bucket.feedback.wait_time(now, cost, bucket.outstanding))
         self._check_too_long(bucket, now)  # the server's quota may reset too far away
         if origin is not None and self._origin_pauses:
@@ -213,15 +235,23 @@ class ThrottleCore(RemoteCoordination):
         """Whether ``_take_slot`` would succeed now."""
         raise NotImplementedError
 
-    def _try_admit(self, bucket: _Bucket, cost: float, origin: str | None) -> Permit | None:
+    def _try_admit(
+        self,
+        bucket: _Bucket,
+        cost: float,
+        origin: str | None,
+        units: Mapping[str, float] | None = None,
+    ) -> Permit | None:
         now = self.clock.now()
-        if self._wait_time(bucket, now, cost, origin) > 0:
+        if self._wait_time(bucket, now, cost, origin, units) > 0:
             return None
         if not self._take_slot():
             return None
-        return self._admit(bucket, cost, now)
+        return self._admit(bucket, cost, now, units)
 
-    def _admit(self, bucket: _Bucket, cost: float, now: float) -> Permit:
+    def _admit(
+        self, bucket: _Bucket, cost: float, now: float, units: Mapping[str, float] | None = None
+    ) -> Permit:
         tickets: list[tuple[Limiter, Ticket]] = []
         limiter = bucket.limiter
         if limiter is not None:
@@ -234,7 +264,17 @@ class ThrottleCore(RemoteCoordination):
         bucket.admitted += 1
         self._admitted += 1
         self._in_flight += 1
-        return self.permit_class(self, bucket, tickets, now)
+        permit = self.permit_class(self, bucket, tickets, now)
+        if units:
+            permit.units = self._units(bucket).reserve(units)
+        return permit
+
+    def _units(self, bucket: _Bucket) -> BucketUnits:
+        """The bucket's unit ledgers, made when first needed."""
+        if bucket.units is None:
+            bucket.units = BucketUnits(self.unit_rates)
+            bucket.feedback.metered_units = bucket.units.metered
+        return bucket.units
 
     # -- the way out: for the permit ------------------------------------------------
 
@@ -262,12 +302,40 @@ class ThrottleCore(RemoteCoordination):
             # A slot got its date, or the learning window has room again: re-evaluate.
             self.kick(bucket)
 
+    def settle_units(
+        self, permit: Permit, usage: Mapping[str, float] | None, *, refused: bool = False
+    ) -> None:
+        """For the permit. Settle its reservations of other units (once): to the
+        ``usage`` the answer reported, unit by unit, the estimate kept for a unit it
+        does not report (``usage`` ``None``: for all); to nothing if the server
+        ``refused`` the request (a 429 or another 4xx: nothing was processed)."""
+        reserved, permit.units = permit.units, ()
+        if not reserved:
+            return
+        now = self.now()
+        for ledger, reservation in reserved:
+            amount = 0.0 if refused else None if usage is None else usage.get(ledger.unit)
+            ledger.settle(reservation, amount, now)
+            self.units_settled(permit.bucket, ledger.unit, reservation)
+        self.kick(permit.bucket)  # over-estimates came back: the head may go
+
+    def units_settled(self, bucket: _Bucket, unit: str, reservation: Reservation) -> None:
+        """A reservation was settled: for the hooks (the adapter's state listens)."""
+        if self.on_units_settled is not None:
+            self.on_units_settled(bucket.key, unit, reservation.estimate, reservation.amount)
+
     def observe_for(
         self, permit: Permit, signal: RateLimitSignal, origin: str | None
     ) -> list[tuple[float, str]]:
         """For the permit. Feed what the server said in its answer to its bucket;
         returns the pauses that began, as ``(delay, source)``."""
         bucket = permit.bucket
+        if (
+            bucket.units is not None
+            and signal.quotas
+            and bucket.units.observe(signal.quotas, self.now())
+        ):
+            self.kick(bucket)  # a limit learned: the head may know its wait now
         feedback = bucket.feedback
         limiter = bucket.limiter
         # The configured limiter's view, where it alone decides admissions (a shared
@@ -362,6 +430,7 @@ class ThrottleCore(RemoteCoordination):
                 and bucket.live == 0
                 and bucket.outstanding == 0
                 and bucket.feedback.is_idle(now)
+                and (bucket.units is None or bucket.units.is_idle(now))
             ):
                 del self._buckets[key]
         self._sweep_at = max(_SWEEP_AFTER, 2 * len(self._buckets))
@@ -379,6 +448,7 @@ class ThrottleCore(RemoteCoordination):
                 ignored_waits=bucket.feedback.ignored_waits,
                 agreed_readings=bucket.feedback.agreed,
                 corrected=bucket.feedback.corrected,
+                units={} if bucket.units is None else bucket.units.statistics(now),
             )
             for key, bucket in self._buckets.items()
         }

@@ -15,14 +15,16 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Hashable, Sequence
+    from collections.abc import Hashable, Mapping, Sequence
 
     from .._backends import RemoteAdmission
     from .._limiters import GCRALimiter, Limiter, Ticket
+    from .._metering import UsageTap
     from .._signals import RateLimitSignal
     from ._bucket import _Bucket
     from ._core import ThrottleCore
     from ._sync_throttle import SyncThrottle
+    from ._units import Reservation, UnitLedger
 
 __all__ = ["Permit", "SyncPermit"]
 
@@ -39,6 +41,9 @@ class Permit:
         cost: the units it took.
         sent_at: when it was admitted (on the throttle's clock).
         remote: the units taken in a shared backend, or ``None``.
+        units: its reservations of other units (tokens), each ``(ledger,
+            reservation)``, until they are settled (then empty).
+        tap: what reads the usage at the end of a streamed answer, or ``None``.
     """
 
     __slots__ = (
@@ -51,7 +56,9 @@ class Permit:
         "fast_limiter",
         "remote",
         "sent_at",
+        "tap",
         "tickets",
+        "units",
     )
 
     def __init__(
@@ -73,6 +80,8 @@ class Permit:
         self._holding = False
         self.sent_at = sent_at
         self.remote: RemoteAdmission | None = None  # the units taken in a shared backend
+        self.units: tuple[tuple[UnitLedger, Reservation], ...] = ()
+        self.tap: UsageTap | None = None
 
     @property
     def key(self) -> Hashable:
@@ -115,10 +124,20 @@ class Permit:
         if self._holding:
             self._unhold()
 
+    def settle_units(self, usage: Mapping[str, float] | None, *, refused: bool = False) -> None:
+        """Settle the reservations of other units to what the answer used (``None``:
+        keep the estimates; ``refused``: nothing was used). Once."""
+        if self.units:
+            self._throttle.settle_units(self, usage, refused=refused)
+
     def release(self) -> None:
-        """The response is closed: free the concurrency slot (settling first if needed)."""
+        """The response is closed: free the concurrency slot (settling first if needed).
+        Reservations of other units not settled by then keep their estimates (a stream
+        closed before its usage came, an attempt that failed after sending)."""
         if self._released:
             return
+        if self.units:
+            self.settle_units(None)
         self._released = True
         settle = not self._settled
         self._settled = True
@@ -154,6 +173,10 @@ class SyncPermit(Permit):
     def observe_quiet(self, status: int, received_at: float, *, cached: bool) -> None:
         with self._lock:
             super().observe_quiet(status, received_at, cached=cached)
+
+    def settle_units(self, usage: Mapping[str, float] | None, *, refused: bool = False) -> None:
+        with self._lock:
+            super().settle_units(usage, refused=refused)
 
     def release(self) -> None:
         with self._lock:

@@ -16,7 +16,7 @@ from ._remote import BlockingCalls
 from ._waiting import _Waiter
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
+    from collections.abc import Hashable, Mapping
 
     from .._backends import RemoteAdmission
     from ._bucket import ThrottleStatistics, _Bucket
@@ -78,18 +78,20 @@ class SyncThrottle(ThrottleCore):
         *,
         origin: str | None = None,
         deadline: float | None = None,
+        units: Mapping[str, float] | None = None,
     ) -> Permit:
-        """Block until a request of ``cost`` on bucket ``key`` may be sent (see
-        :meth:`Throttle.acquire`; same errors)."""
+        """Block until a request of ``cost`` (and ``units``) on bucket ``key`` may be
+        sent (see :meth:`Throttle.acquire`; same errors)."""
         with self.lock:
             bucket = self._bucket(key)
-            permit = self._fast_admit(bucket, cost, origin, self.now())
-            if permit is not None:
-                return permit
+            if not units:  # the fast path knows no units
+                permit = self._fast_admit(bucket, cost, origin, self.now())
+                if permit is not None:
+                    return permit
             self._check_too_long(bucket, self.clock.now())
-            self._check_cost(bucket, cost)
+            self._check_cost(bucket, cost, units)
             if bucket.live == 0 and bucket.remote is None:
-                permit = self._try_admit(bucket, cost, origin)
+                permit = self._try_admit(bucket, cost, origin, units)
                 if permit is not None:
                     return permit
             self._check_queue()
@@ -98,7 +100,7 @@ class SyncThrottle(ThrottleCore):
             bucket.live += 1
             self._queued += 1
             try:
-                return self._wait_turn(bucket, waiter, cost, origin, deadline)
+                return self._wait_turn(bucket, waiter, cost, origin, deadline, units)
             finally:
                 self._queued -= 1
                 bucket.live -= 1
@@ -115,6 +117,7 @@ class SyncThrottle(ThrottleCore):
         cost: float,
         origin: str | None,
         deadline: float | None,
+        units: Mapping[str, float] | None = None,
     ) -> Permit:
         retry_at = -math.inf  # when the shared backend said to come back
         while True:
@@ -123,20 +126,20 @@ class SyncThrottle(ThrottleCore):
                 continue
             now = self.clock.now()
             self._check_too_long(bucket, now)
-            wait = max(self._wait_time(bucket, now, cost, origin), retry_at - now)
+            wait = max(self._wait_time(bucket, now, cost, origin, units), retry_at - now)
             if wait <= 0:
                 if not self._take_slot():
                     self._wait_changed(deadline)  # a slot frees: notified
                     continue
                 if bucket.remote is None:
-                    return self._admit(bucket, cost, now)
+                    return self._admit(bucket, cost, now, units)
                 try:
                     remote, wait = self._remote_acquire_sync(bucket, cost)
                 except BaseException:
                     self._give_slot()
                     raise
                 if wait <= 0:
-                    permit = self._admit(bucket, cost, now)
+                    permit = self._admit(bucket, cost, now, units)
                     permit.remote = remote
                     return permit
                 self._give_slot()  # never hold concurrency while sleeping

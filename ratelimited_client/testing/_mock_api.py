@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio
 
+from .._rate import is_finite_number
 from ._dialects import DIALECTS, Dialect, QuotaView, go_duration, http_date
 from ._oauth_server import TokenIssuer
 from ._openapi import openapi_document
@@ -143,12 +144,7 @@ class MockAPIConfig:
                 f"model_tokens must be a positive integer or None, got {model_tokens!r}"
             )
         token_window: object = self.model_tokens_window
-        if (
-            isinstance(token_window, bool)
-            or not isinstance(token_window, int | float)
-            or not math.isfinite(token_window)
-            or token_window <= 0
-        ):
+        if not is_finite_number(token_window) or token_window <= 0:
             raise ValueError(
                 f"model_tokens_window must be a positive, finite number of seconds, "
                 f"got {token_window!r}"

@@ -39,7 +39,7 @@ import pytest
 from anthropic.types import Message
 from openai.types.chat import ChatCompletion
 
-from ratelimited_client import QueueFullError, RetryEvent, RetryPolicy
+from ratelimited_client import BucketStatistics, QueueFullError, RetryEvent, RetryPolicy
 from ratelimited_client.httpx2 import RateLimitedClient, SyncRateLimitedClient
 
 if TYPE_CHECKING:
@@ -575,6 +575,11 @@ async def test_streamed_answers_report_their_usage_in_the_last_events(
         assert usage.prompt_tokens == 50
         assert 15 <= usage.completion_tokens <= 50
         assert http_client.statistics().in_flight == 0
+        # The client reserved 50 + 50 tokens and settled them at the stream's end to the
+        # usage in its last event, what the server charged.
+        tokens = only_bucket(http_client).units["tokens"]
+        assert (tokens.reserved, tokens.settled, tokens.in_flight) == (100, usage.total_tokens, 0)
+        assert tokens.limit == 10_000  # learned from x-ratelimit-limit-tokens
     assert server.stats().model_tokens_used == usage.total_tokens
 
     vendor = mock_api_server(limit=100, window=1.0, dialect="anthropic", model_tokens=10_000)
@@ -592,4 +597,17 @@ async def test_streamed_answers_report_their_usage_in_the_last_events(
         assert final.usage.input_tokens == 20
         assert 12 <= final.usage.output_tokens <= 40
         assert http_client.statistics().in_flight == 0
-    assert vendor.stats().model_tokens_used == final.usage.input_tokens + final.usage.output_tokens
+        used = final.usage.input_tokens + final.usage.output_tokens
+        # Input at message_start, output at message_delta: settled to both, at the end.
+        units = only_bucket(http_client).units
+        assert (units["tokens"].reserved, units["tokens"].settled) == (60, used)
+        assert (units["input_tokens"].settled, units["output_tokens"].settled) == (
+            final.usage.input_tokens,
+            final.usage.output_tokens,
+        )
+    assert vendor.stats().model_tokens_used == used
+
+
+def only_bucket(client: RateLimitedClient) -> BucketStatistics:
+    (bucket,) = client.statistics().buckets.values()
+    return bucket
