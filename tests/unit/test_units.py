@@ -328,6 +328,35 @@ async def test_the_limit_is_learned_from_openai_headers_when_none_is_told() -> N
 
 
 @pytest.mark.anyio
+async def test_anthropics_input_and_output_limits_are_learned_and_both_hold() -> None:
+    """Anthropic states input and output tokens apart: each becomes a limit of its own.
+    Calls of 100 input and 300 output tokens estimated, using 100 and 250: the output
+    limit of 800 binds first (250 + 250 + 300 fit, the next 300 do not)."""
+    reset = "2026-11-28T00:01:00Z"
+    headers = {
+        "anthropic-ratelimit-input-tokens-limit": "5000",
+        "anthropic-ratelimit-input-tokens-remaining": "4900",
+        "anthropic-ratelimit-input-tokens-reset": reset,
+        "anthropic-ratelimit-output-tokens-limit": "800",
+        "anthropic-ratelimit-output-tokens-remaining": "550",
+        "anthropic-ratelimit-output-tokens-reset": reset,
+        "date": "Sat, 28 Nov 2026 00:00:00 GMT",
+    }
+    usage = {"usage": {"input_tokens": 100, "output_tokens": 250}}
+    with respx.mock(base_url=API) as api, virtual_time() as vt:
+        api.post("/v1/messages").mock(
+            side_effect=lambda request: httpx.Response(200, json=usage, headers=headers)
+        )
+        async with RateLimitedClient(base_url=API) as client:
+            for _ in range(4):
+                await client.post("/v1/messages", json=_ask(400, 300))
+            units = client.statistics().buckets[f"{API}:443"].units
+    assert (units["input_tokens"].limit, units["output_tokens"].limit) == (5000, 800)
+    assert units["tokens"].limit is None  # not stated: counted, never waited for
+    assert [sent.at for sent in vt.sent] == [0.0, 0.0, 0.0, pytest.approx(60.0)]
+
+
+@pytest.mark.anyio
 async def test_a_request_too_big_for_the_quota_fails_before_it_is_sent() -> None:
     with respx.mock(base_url=API, assert_all_called=False) as api, virtual_time():
         route = api.post(CHAT).mock(return_value=_answer(1, 1))
