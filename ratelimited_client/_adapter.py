@@ -326,11 +326,15 @@ class AsyncTransportBase(_TransportBase):
     _sync = False
     _throttle: Throttle
     _loop: object
+    _pooled: bool
 
     def _adopt(self, transport: Any, shared: ClientState) -> None:
         super()._adopt(transport, shared)
         self._throttle = typing.cast("Throttle", shared.throttle)
         self._loop = None  # the event loop of the last request
+        # Only a connection pool ties the wrapped transport to a loop (``_moved_to``);
+        # over one without (an in-memory transport, an ASGI app) nothing is checked.
+        self._pooled = getattr(transport, "_pool", None) is not None
         self._stream_type = self._library.async_stream
         self._permit_stream = self._library.async_permit_stream
 
@@ -357,9 +361,10 @@ class AsyncTransportBase(_TransportBase):
     def handle_async_request(self, request: Any) -> Coroutine[Any, Any, Any]:
         # Not a coroutine itself: it hands the driver's to the caller, one frame less
         # on every resume and for every request that waits.
-        loop = asyncio._get_running_loop() or _current_loop()  # the former: asyncio's, inline
-        if loop is not self._loop:
-            self._moved_to(loop)
+        if self._pooled:
+            loop = asyncio._get_running_loop() or _current_loop()  # the former: asyncio's, inline
+            if loop is not self._loop:
+                self._moved_to(loop)
         flow, start, call = self._flow(request)
         if call is None or call.deadline is None:
             return self._drive(flow, request, start, call)

@@ -44,7 +44,7 @@ from ._hooks import (
     Throttled,
     check_hooks,
 )
-from ._http import origin_key, route_of
+from ._http import body_in_memory, origin_key, route_of
 from ._metering import UNITS_EXTENSION, ModelTokens, UsageTap, check_meter, request_units
 from ._oauth import AUTH_EXTENSION
 from ._options import (
@@ -592,13 +592,15 @@ def attempt_flow(
             if wants:
                 # The answer may pause the bucket: nobody leaves until it is read.
                 permit.hold()
-            try:
-                content = yield ReadBody(response)
-            except Exception as exc:
-                yield Close(response)
-                if step is not None:
-                    step.failed(exc)
-                raise
+            content = body_in_memory(response)  # an in-memory transport's: nothing to read
+            if content is None:
+                try:
+                    content = yield ReadBody(response)
+                except Exception as exc:
+                    yield Close(response)
+                    if step is not None:
+                        step.failed(exc)
+                    raise
             if wants:
                 body = _json_or_none(content)
         if permit.units:

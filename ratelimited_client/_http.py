@@ -23,7 +23,14 @@ if TYPE_CHECKING:
 
     from ._throttle import Permit
 
-__all__ = ["HttpLibrary", "RequestView", "ResponseView", "origin_key", "route_of"]
+__all__ = [
+    "HttpLibrary",
+    "RequestView",
+    "ResponseView",
+    "body_in_memory",
+    "origin_key",
+    "route_of",
+]
 
 
 class URLView(Protocol):
@@ -171,6 +178,15 @@ def origin_key(request: RequestView) -> str:
     if port is None:
         port = 443 if scheme == "https" else 80
     return f"{scheme}://{host}:{port}"
+
+
+def body_in_memory(response: ResponseView) -> bytes | None:
+    """The body if it is in memory already (a response of an in-memory transport, or
+    one read before), else ``None``: what ``read()`` / ``aread()`` would return at
+    once, without reading. httpx and httpx2 keep it in ``_content``, the field both
+    methods look for."""
+    content: bytes | None = getattr(response, "_content", None)
+    return content
 
 
 def route_of(request: RequestView) -> str | None:
