@@ -9,7 +9,9 @@
 4. the peers against real limiters, nginx and slowapi (``bench_real_limiters.py``);
 5. the openai and anthropic SDKs over the library and bare (``bench_vendor_sdks.py``);
 6. a token quota: the openai SDK over the library against a faithful reimplementation
-   of the OpenAI Cookbook's parallel processor (``bench_model_tokens.py``).
+   of the OpenAI Cookbook's parallel processor (``bench_model_tokens.py``);
+7. urgent requests overtaking a saturating batch: FIFO, priorities, a reserve
+   (``bench_priorities.py``).
 
 Writes ``results-<date>.json`` (or ``quick.json``), ``penalty-timeline.png`` and
 ``lateness.png`` into ``--out`` (default ``benchmarks/results``); with
@@ -33,6 +35,7 @@ import anyio
 import bench_limiters
 import bench_model_tokens
 import bench_overhead
+import bench_priorities
 import bench_real_limiters
 import bench_scenarios
 import bench_vendor_sdks
@@ -84,6 +87,10 @@ def run(quick: bool, only: str | None, peer: str | None = None) -> dict[str, Any
             bench_model_tokens.run(calls=8, window=10.0) if quick else bench_model_tokens.run()
         )
         print(bench_model_tokens.report(results["model_tokens"]), flush=True)
+    if only in (None, "priorities") and not quick:
+        print("priorities ...", flush=True)
+        results["priorities"] = bench_priorities.measure()
+        print(bench_priorities.report(results["priorities"]), flush=True)
     results["seconds"] = time.monotonic() - started
     return results
 
@@ -96,7 +103,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
     parser.add_argument(
         "--only",
-        help="limiters, overhead, vendors, tokens, scenarios[:<name prefix>] or "
+        help="limiters, overhead, vendors, tokens, priorities, scenarios[:<name prefix>] or "
         "real[:<limiter prefix>] "
         "(default: all)",
     )

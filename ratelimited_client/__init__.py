@@ -45,6 +45,10 @@ from ._oauth import OAuth2Token as OAuth2Token
 from ._options import COST_EXTENSION as COST_EXTENSION
 from ._options import KEY_EXTENSION as KEY_EXTENSION
 from ._options import ThrottleOptions as ThrottleOptions
+from ._priority import PRIORITY_EXTENSION as PRIORITY_EXTENSION
+from ._priority import PriorityReserve as PriorityReserve
+from ._priority import priority as priority
+from ._priority import priority_scope as priority_scope
 from ._prometheus import PrometheusMetrics as PrometheusMetrics
 from ._rate import Rate as Rate
 from ._rate import SlidingWindow as SlidingWindow
@@ -71,6 +75,7 @@ __all__ = [
     "DEFAULT_DIALECTS",
     "IDEMPOTENT_METHODS",
     "KEY_EXTENSION",
+    "PRIORITY_EXTENSION",
     "ROUTE_EXTENSION",
     "UNITS_EXTENSION",
     "BackendUnavailableError",
@@ -87,6 +92,7 @@ __all__ = [
     "OAuth2RefreshToken",
     "OAuth2Token",
     "Paused",
+    "PriorityReserve",
     "PrometheusMetrics",
     "QueueFullError",
     "QuotaObserved",
@@ -123,6 +129,8 @@ __all__ = [
     "call_options",
     "origin_key",
     "parse_signal",
+    "priority",
+    "priority_scope",
 ]
 
 

@@ -389,6 +389,7 @@ class AsyncTransportBase(_TransportBase):
             origin=effect.origin,
             deadline=effect.deadline,
             units=effect.units,
+            priority=effect.priority,
         )
         if effect.queue_wait is None:
             return acquired
@@ -502,6 +503,7 @@ class SyncTransportBase(_TransportBase):
                 origin=effect.origin,
                 deadline=effect.deadline,
                 units=effect.units,
+                priority=effect.priority,
             )
         except DeadlineExceededError as passed:
             if effect.queue_wait is None:
@@ -591,13 +593,16 @@ class ClientWiring(ClientDefaults):
         attempts: int | None = None,
         deadline: float | None = None,
         queue_wait: float | None = None,
+        priority: int | None = None,
     ) -> CallOptionsView:
         """This client with its own settings on every call made through the view: the
         call's attempts (``1``: no retry), its deadline in seconds, the longest an
-        attempt may wait for a slot (see ``CallOptions``). The same client underneath:
-        connections, quota, retry budget and hooks are shared. One call alone:
-        ``extensions=call_options(...)``."""
-        options = CallOptions(attempts=attempts, deadline=deadline, queue_wait=queue_wait)
+        attempt may wait for a slot, its priority in the queue (see ``CallOptions``).
+        The same client underneath: connections, quota, retry budget and hooks are
+        shared. One call alone: ``extensions=call_options(...)``."""
+        options = CallOptions(
+            attempts=attempts, deadline=deadline, queue_wait=queue_wait, priority=priority
+        )
         return CallOptionsView(self, options)
 
     def __repr__(self) -> str:

@@ -58,6 +58,7 @@ from ._options import (
     new_budget,
     request_cost,
 )
+from ._priority import request_priority
 from ._retry import IDEMPOTENT_METHODS, RetryBudget, RetryDecision, RetryEvent, RetryPolicy, decide
 from ._signals import (
     HeaderScan,
@@ -113,7 +114,7 @@ class Admit:
     then gives up at ``deadline`` however the wait goes, the request leaving the
     queue with nothing taken."""
 
-    __slots__ = ("cost", "deadline", "key", "origin", "queue_wait", "units")
+    __slots__ = ("cost", "deadline", "key", "origin", "priority", "queue_wait", "units")
 
     def __init__(
         self,
@@ -123,6 +124,7 @@ class Admit:
         deadline: float | None,
         queue_wait: float | None = None,
         units: Mapping[str, float] | None = None,
+        priority: int = 0,
     ) -> None:
         self.key = key
         self.cost = cost
@@ -130,6 +132,7 @@ class Admit:
         self.deadline = deadline
         self.queue_wait = queue_wait
         self.units = units  # other quotas' units (tokens), reserved on admission
+        self.priority = priority  # its place in the bucket's queue: higher sooner
 
 
 class Authorize:
@@ -244,6 +247,8 @@ class ClientState:
             bucket_rates=options["bucket_rates"],
             backend=options["backend"],
             unit_rates=options["unit_rates"],
+            promote_after=options["promote_after"],
+            priority_reserve=options["priority_reserve"],
         )
         if rng is not None:
             throttle.rng = rng
@@ -328,6 +333,15 @@ def wants_body(status: int, headers: Any, scan: HeaderScan) -> bool:
     if status < 400 or scan.length is None or not 0 < scan.length <= MAX_SIGNAL_BODY:
         return False
     return "json" in headers.get("content-type", "")
+
+
+def call_priority(extensions: Mapping[str, Any]) -> int:
+    """A request's priority: its call's options' (``CallOptions.priority``), else its
+    ``ratelimit_priority`` extension, else 0."""
+    options = extensions.get(CALL_EXTENSION)
+    if options is not None and options.priority is not None:
+        return int(options.priority)
+    return request_priority(extensions)
 
 
 def _json_success(response: ResponseView) -> bool:
@@ -447,8 +461,9 @@ class Attempt(_Named):
     def admitted(self, permit: Permit) -> None:
         waited = permit.sent_at - self.asked
         throttle = self.state.throttle
+        rank = call_priority(self.request.extensions)
         self.state.hooks.emit(
-            "on_throttled", Throttled(self.bucket, self.route, waited, throttle.queued)
+            "on_throttled", Throttled(self.bucket, self.route, waited, throttle.queued, rank)
         )
 
     def sending(self) -> None:
@@ -559,12 +574,13 @@ def attempt_flow(
     permit = None if units else throttle.admit_now(key, cost, origin)
     if permit is None:  # it may have to wait: the driver's throttle queues it
         options = extensions.get(CALL_EXTENSION) if extensions else None
+        rank = call_priority(extensions)
         if options is None or options.queue_wait is None:
-            permit = yield Admit(key, cost, origin, deadline, None, units or None)
+            permit = yield Admit(key, cost, origin, deadline, None, units or None, rank)
         else:
             until = throttle.now() + options.queue_wait
             until = until if deadline is None else min(deadline, until)
-            permit = yield Admit(key, cost, origin, until, options.queue_wait, units or None)
+            permit = yield Admit(key, cost, origin, until, options.queue_wait, units or None, rank)
     if step is not None:
         step.admitted(permit)
     try:

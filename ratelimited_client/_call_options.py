@@ -1,4 +1,4 @@
-"""Per-call settings: a call's own attempts, deadline and wait in the queue, on a
+"""Per-call settings: a call's own attempts, deadline, wait in the queue and priority, on a
 client whose quota, budget and hooks stay shared (through request ``extensions``,
 :func:`call_options`, or ``client.with_options(...)``)."""
 
@@ -45,6 +45,8 @@ class CallOptions:
         queue_wait: the longest an attempt may wait for a slot in the throttle;
             past it the attempt leaves the queue, having taken nothing, and the
             call raises ``DeadlineExceededError``.
+        priority: the call's priority in its bucket's queue (higher goes sooner;
+            the default 0), over a ``ratelimit_priority`` extension.
 
     Raises:
         ConfigurationError: a value that is not one, naming the field.
@@ -55,6 +57,7 @@ class CallOptions:
     attempts: int | None = None
     deadline: float | None = None
     queue_wait: float | None = None
+    priority: int | None = None
 
     def __post_init__(self) -> None:
         attempts: object = self.attempts
@@ -66,15 +69,23 @@ class CallOptions:
             _positive("deadline", self.deadline)
         if self.queue_wait is not None:
             _positive("queue_wait", self.queue_wait)
+        level: object = self.priority
+        if level is not None and (isinstance(level, bool) or not isinstance(level, int)):
+            raise ConfigurationError(f"priority must be an integer, got {level!r}")
 
     def updated(
-        self, attempts: int | None, deadline: float | None, queue_wait: float | None
+        self,
+        attempts: int | None,
+        deadline: float | None,
+        queue_wait: float | None,
+        priority: int | None = None,
     ) -> CallOptions:
         """These options, with the ones given (not ``None``) replaced."""
         return CallOptions(
             attempts=self.attempts if attempts is None else attempts,
             deadline=self.deadline if deadline is None else deadline,
             queue_wait=self.queue_wait if queue_wait is None else queue_wait,
+            priority=self.priority if priority is None else priority,
         )
 
     def policy(self, base: RetryPolicy | None) -> RetryPolicy | None:
@@ -94,14 +105,16 @@ def call_options(
     attempts: int | None = None,
     deadline: float | None = None,
     queue_wait: float | None = None,
+    priority: int | None = None,
 ) -> dict[str, CallOptions]:
     """``extensions=`` for one request with its own settings (see :class:`CallOptions`)::
 
     await client.get("/report", extensions=call_options(deadline=2.0, attempts=1))
     """
-    return {
-        CALL_EXTENSION: CallOptions(attempts=attempts, deadline=deadline, queue_wait=queue_wait)
-    }
+    options = CallOptions(
+        attempts=attempts, deadline=deadline, queue_wait=queue_wait, priority=priority
+    )
+    return {CALL_EXTENSION: options}
 
 
 class CallOptionsView:
@@ -159,9 +172,11 @@ class CallOptionsView:
         attempts: int | None = None,
         deadline: float | None = None,
         queue_wait: float | None = None,
+        priority: int | None = None,
     ) -> CallOptionsView:
         """These options, with the ones given replaced."""
-        return CallOptionsView(self._client, self._options.updated(attempts, deadline, queue_wait))
+        options = self._options.updated(attempts, deadline, queue_wait, priority)
+        return CallOptionsView(self._client, options)
 
     def __repr__(self) -> str:
         return f"<CallOptionsView {self._options} of {self._client!r}>"

@@ -121,12 +121,14 @@ class Throttled:
         route: as in :class:`RequestSent`.
         waited: seconds spent in the throttle (0 on the fast path).
         queued: requests still waiting in this client's throttle at admission.
+        priority: the attempt's priority in its bucket's queue (0 by default).
     """
 
     bucket: str
     route: str | None
     waited: float
     queued: int
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,10 +196,18 @@ class RateLimitedTransport(AsyncTransportBase, httpx.AsyncBaseTransport):
             :class:`ModelTokens`: OpenAI and Anthropic model calls (prompt
             characters / 4 + ``max_tokens``), settled from ``usage``. ``None``:
             only what requests state in ``extensions["ratelimit_units"]``.
+        promote_after: the longest, in seconds, a queued request waits behind
+            requests of higher priority before it goes first (the oldest first);
+            ``None`` for strict priorities. Priorities are set per request
+            (``extensions=priority(n)``, ``CallOptions(priority=n)``); the default
+            is 0, and requests of one priority keep their order.
+        priority_reserve: a :class:`PriorityReserve`: a share of the configured
+            rate that only requests at or above a priority may use.
 
     Per request, ``extensions={"ratelimit_cost": n}`` charges ``n`` units
-    instead of 1, and ``extensions={"ratelimit_units": {"tokens": n}}`` reserves
-    ``n`` tokens instead of the meter's estimate.
+    instead of 1, ``extensions={"ratelimit_units": {"tokens": n}}`` reserves
+    ``n`` tokens instead of the meter's estimate, and
+    ``extensions={"ratelimit_priority": n}`` queues it before lower priorities.
 
     Raises:
         ConfigurationError: (a ``ValueError``) at construction, naming the bad option.

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Final, TypedDict, TypeVar
 from ._clock import MONOTONIC, Clock, MonotonicClock
 from ._errors import ConfigurationError
 from ._metering import ModelTokens
+from ._priority import DEFAULT_PROMOTE_AFTER, PriorityReserve, check_promote_after, check_reserve
 from ._rate import Rate, SlidingWindow, is_finite_number, normalize_rates
 from ._retry import RetryBudget, RetryPolicy
 from ._signals import DEFAULT_DIALECTS
@@ -68,6 +69,8 @@ def build_throttle(
     bucket_rates: Mapping[Hashable, RateTypes] | None = None,
     backend: object = None,
     unit_rates: Mapping[str, Rate | str] | None = None,
+    promote_after: float | None = DEFAULT_PROMOTE_AFTER,
+    priority_reserve: PriorityReserve | None = None,
 ) -> ThrottleCore:
     """Validate the options (naming the bad one) and build the throttle."""
     flags = (("latency_proof", latency_proof), ("learn", learn), ("slow_start", slow_start))
@@ -100,6 +103,8 @@ def build_throttle(
         max_wait=max_wait,
         clock=clock or MONOTONIC,
         unit_rates=_unit_rates(unit_rates),
+        promote_after=check_promote_after(promote_after),
+        priority_reserve=check_reserve(priority_reserve),
     )
 
 
@@ -175,6 +180,8 @@ class ThrottleOptions(TypedDict, total=False):
     clock: Clock | None
     unit_rates: Mapping[str, Rate | str] | None
     meter: UnitMeter | None
+    promote_after: float | None
+    priority_reserve: PriorityReserve | None
 
 
 #: Each option's value when it is not passed.
@@ -194,6 +201,8 @@ THROTTLE_DEFAULTS: Final[ThrottleOptions] = {
     "clock": None,
     "unit_rates": None,
     "meter": DEFAULT_METER,
+    "promote_after": DEFAULT_PROMOTE_AFTER,
+    "priority_reserve": None,
 }
 
 

@@ -172,6 +172,14 @@ class _Instruments(Collector):
             ["bucket"],
             registry=registry,
         )
+        self.priority_wait = Histogram(
+            f"{ns}_priority_wait_seconds",
+            "Seconds an attempt waited in the throttle, by bucket and priority (its "
+            "place in the queue).",
+            ["bucket", "priority"],
+            buckets=_WAIT_BUCKETS,
+            registry=registry,
+        )
         self.units_reserved = Counter(
             f"{ns}_units_reserved",
             "Units of other quotas (a model API's tokens) reserved at their estimates "
@@ -230,6 +238,11 @@ class _Instruments(Collector):
                 labels=["bucket", "quota"],
             ),
             GaugeMetricFamily(
+                f"{ns}_queued_requests_by_priority",
+                "Requests waiting in the throttle, by bucket and priority.",
+                labels=["bucket", "priority"],
+            ),
+            GaugeMetricFamily(
                 f"{ns}_unit_headroom",
                 "Units of another quota (tokens) a bucket may still spend in its window now.",
                 labels=["bucket", "unit"],
@@ -248,15 +261,25 @@ class _Instruments(Collector):
         ]
 
     def _fill(self, families: list[GaugeMetricFamily]) -> list[GaugeMetricFamily]:
-        in_flight, queued, budget, paused, remaining, limit, headroom, unit_limit, corrected = (
-            families
-        )
+        (
+            in_flight,
+            queued,
+            budget,
+            paused,
+            remaining,
+            limit,
+            by_priority,
+            headroom,
+            unit_limit,
+            corrected,
+        ) = families
         flying = 0.0
         budget_left = 0.0
         waiting: dict[str, float] = {}
         pause: dict[str, float] = {}
         bursts: dict[str, float] = {}
         room: dict[tuple[str, str], float] = {}
+        ranks: dict[tuple[str, str], float] = {}
         limits: dict[tuple[str, str], float] = {}
         for source in list(self.sources):
             stats = source.statistics()
@@ -269,6 +292,9 @@ class _Instruments(Collector):
                 if bucket.corrected is not None and bucket.corrected.burst is not None:
                     burst = float(bucket.corrected.burst)
                     bursts[name] = min(bursts.get(name, burst), burst)
+                for rank, count in bucket.waiting_by_priority.items():
+                    key = (name, self.labels("priority", str(rank)))
+                    ranks[key] = ranks.get(key, 0.0) + count
                 for unit in bucket.units.values():
                     if unit.limit is None or unit.headroom is None:
                         continue
@@ -283,6 +309,8 @@ class _Instruments(Collector):
             paused.add_metric([name], value)
         for name, value in sorted(bursts.items()):
             corrected.add_metric([name], value)
+        for (name, rank_label), value in sorted(ranks.items()):
+            by_priority.add_metric([name, rank_label], value)
         for (name, unit_label), value in sorted(room.items()):
             headroom.add_metric([name, unit_label], value)
             unit_limit.add_metric([name, unit_label], limits[(name, unit_label)])
@@ -402,7 +430,11 @@ class PrometheusMetrics(Hooks):
 
     def on_throttled(self, event: Throttled) -> None:
         m = self._m
-        m.wait.labels(m.labels("bucket", event.bucket)).observe(event.waited)
+        bucket = m.labels("bucket", event.bucket)
+        m.wait.labels(bucket).observe(event.waited)
+        m.priority_wait.labels(bucket, m.labels("priority", str(event.priority))).observe(
+            event.waited
+        )
 
     def on_paused(self, event: Paused) -> None:
         m = self._m

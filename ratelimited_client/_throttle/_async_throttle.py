@@ -119,13 +119,15 @@ class Throttle(ThrottleCore):
         origin: str | None = None,
         deadline: float | None = None,
         units: Mapping[str, float] | None = None,
+        priority: int = 0,
     ) -> Permit:
         """Wait until a request of ``cost`` on bucket ``key`` may be sent; never over quota.
 
         ``origin`` (``scheme://host:port``) makes origin-wide server pauses apply.
         With a ``deadline`` (on this clock), a wait known to end after it fails at once.
         ``units``: the request's estimated units of other quotas (tokens), reserved
-        on admission (the permit settles them).
+        on admission (the permit settles them). ``priority``: higher goes sooner
+        among the requests waiting on the bucket (see ``BucketQueue``).
 
         Raises:
             QueueFullError: ``max_queued`` requests already wait (nothing was queued).
@@ -141,10 +143,11 @@ class Throttle(ThrottleCore):
             if permit is not None:
                 return permit
             bucket = self._buckets[key]  # made by ``admit_now``
-        self._check_too_long(bucket, self.clock.now())
+        now = self.clock.now()
+        self._check_too_long(bucket, now)
         self._check_cost(bucket, cost, units)
         if bucket.live == 0 and bucket.remote is None:
-            permit = self._try_admit(bucket, cost, origin, units)
+            permit = self._try_admit(bucket, cost, origin, units, priority)
             if permit is not None:
                 return permit
         self._check_queue()
@@ -152,12 +155,19 @@ class Throttle(ThrottleCore):
         # Waiting in line, inline (no coroutine frame of its own): a queued request's
         # memory is mostly frames, and 100,000 may wait at once.
         try:
-            waiter = _Waiter()
-            bucket.waiters.append(waiter)
+            waiter = _Waiter(priority, now)
+            queue = bucket.queue
+            queue.push(waiter)
             bucket.live += 1
-            # The front of the deque is always the live head (cancelled waiters behind
-            # it are purged when it leaves), so live == 1 means this one is the head.
-            if bucket.live > 1:
+            head = bucket.head
+            if head is None:
+                bucket.head = waiter
+            elif queue.top(now, self.promote_after) is waiter:
+                # It outranks the head: it serves now, the head steps back at its next
+                # look (woken for it).
+                bucket.head = waiter
+                bucket.kick()
+            else:
                 waiter.arm()
                 signal = waiter.signal
                 try:
@@ -166,16 +176,12 @@ class Throttle(ThrottleCore):
                     else:
                         await waiter.wait()
                 except BaseException:
-                    if waiter.promoted:
-                        self._next_head(bucket)  # made head as it was cancelled: pass it on
-                    else:
-                        waiter.cancelled = True  # skipped when its turn comes
-                        bucket.live -= 1
+                    self._leave(bucket, waiter)  # made head as it was cancelled: passed on
                     raise
             try:
-                return await self._serve_head(bucket, cost, origin, deadline, units)
+                return await self._serve_head(bucket, waiter, cost, origin, deadline, units)
             except BaseException:
-                self._next_head(bucket)
+                self._leave(bucket, waiter)
                 raise
         finally:
             self._queued -= 1
@@ -183,21 +189,43 @@ class Throttle(ThrottleCore):
     async def _serve_head(
         self,
         bucket: _Bucket,
+        waiter: _Waiter,
         cost: float,
         origin: str | None,
         deadline: float | None,
         units: Mapping[str, float] | None,
     ) -> Permit:
+        """Wait as the bucket's head until the request may go. The head may change
+        meanwhile: a request of a higher priority arrives, or a lower one has waited
+        past the promotion age; this one then waits its turn again."""
         semaphore = self._semaphore
         holding = False
         remote: RemoteAdmission | None = None
         retry_at = -math.inf  # when the shared backend said to come back (local kicks
         # cannot make room there: re-dating only ever moves slots later)
+        queue = bucket.queue
         try:
             while True:
+                if bucket.head is not waiter:
+                    if holding:
+                        assert semaphore is not None  # noqa: S101
+                        semaphore.release()
+                        holding = False
+                    waiter.arm()
+                    await waiter.wait()
+                    continue
                 now = self.clock.now()
                 self._check_too_long(bucket, now)
-                wait = max(self._wait_time(bucket, now, cost, origin, units), retry_at - now)
+                first = queue.top(now, self.promote_after)
+                if first is not waiter and first is not None:
+                    # One of a lower priority waited past the promotion age: it goes first.
+                    bucket.head = first
+                    first.wake()
+                    continue
+                wait = max(
+                    self._wait_time(bucket, now, cost, origin, units, waiter.priority),
+                    retry_at - now,
+                )
                 if wait <= 0:
                     if semaphore is not None and not holding:
                         if not semaphore.try_acquire():
@@ -218,7 +246,9 @@ class Throttle(ThrottleCore):
                     assert semaphore is not None  # noqa: S101
                     semaphore.release()  # never hold concurrency while sleeping
                     holding = False
-                await self._sleep_head(bucket, now + wait)
+                await self._sleep_head(
+                    bucket, min(now + wait, queue.next_promotion(now, self.promote_after))
+                )
         except BaseException:
             if holding:
                 assert semaphore is not None  # noqa: S101
@@ -226,7 +256,7 @@ class Throttle(ThrottleCore):
             raise
         permit = self._admit(bucket, cost, now, units)
         permit.remote = remote
-        self._next_head(bucket)
+        self._leave(bucket, waiter)
         return permit
 
     async def _remote_acquire(
@@ -253,23 +283,25 @@ class Throttle(ThrottleCore):
                     await wake
                 finally:
                     timer.cancel()
-                    bucket.head_wake = None
+                    if bucket.head_wake is wake:  # not a head's that took over meanwhile
+                        bucket.head_wake = None
                 return
         with anyio.CancelScope() as scope:
             bucket.head_scope = scope
             try:
                 await self.clock.sleep_until(deadline)
             finally:
-                bucket.head_scope = None
+                if bucket.head_scope is scope:
+                    bucket.head_scope = None
 
-    def _next_head(self, bucket: _Bucket) -> None:
-        """The head leaves (admitted or cancelled): promote the next live waiter."""
-        waiters = bucket.waiters
-        waiters.popleft()
+    def _leave(self, bucket: _Bucket, waiter: _Waiter) -> None:
+        """``waiter`` leaves the queue (admitted or cancelled); if it was the head, the
+        next in line becomes head."""
+        bucket.queue.leave(waiter)
         bucket.live -= 1
-        while waiters and waiters[0].cancelled:
-            waiters.popleft()
-        if waiters:
-            head = waiters[0]
-            head.promoted = True
-            head.wake()
+        if bucket.head is waiter:
+            bucket.head = None
+            following = bucket.queue.top(self.clock.now(), self.promote_after)
+            if following is not None:
+                bucket.head = following
+                following.wake()

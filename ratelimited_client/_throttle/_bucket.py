@@ -8,9 +8,10 @@ the head's wake-up (a cancel scope or a future) in it so ``kick`` can reach it.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from ._queue import BucketQueue
 
 if TYPE_CHECKING:
     import asyncio
@@ -28,7 +29,7 @@ __all__ = ["BucketStatistics", "ThrottleStatistics", "_Bucket"]
 
 
 class _Bucket:
-    """Private. One quota key: limiter state and FIFO queue."""
+    """Private. One quota key: limiter state and its queue."""
 
     __slots__ = (
         "admitted",
@@ -37,6 +38,7 @@ class _Bucket:
         "fast_limiter",
         "fast_other",
         "feedback",
+        "head",
         "head_scope",
         "head_wake",
         "holds",
@@ -44,17 +46,20 @@ class _Bucket:
         "limiter",
         "live",
         "outstanding",
+        "queue",
         "remote",
         "shared_rate",
         "units",
-        "waiters",
     )
 
     def __init__(self, key: Hashable, limiter: Limiter | None, feedback: ServerFeedback) -> None:
         self.key = key
         self.limiter = limiter
         self.feedback = feedback
-        self.waiters: deque[_Waiter] = deque()
+        # Who waits, by priority (see ``BucketQueue``), and the one waiting for its
+        # slot: the head (async throttle; the sync one asks the queue).
+        self.queue = BucketQueue()
+        self.head: _Waiter | None = None
         self.live = 0  # waiters not cancelled (the head included)
         self.head_scope: anyio.CancelScope | None = None
         self.head_wake: asyncio.Future[None] | None = None
@@ -106,6 +111,7 @@ class BucketStatistics:
             limit, use, headroom, and what was reserved vs settled. Empty unless
             requests carry units (``ratelimit_units``, the ``meter``) or
             ``unit_rates`` configures them.
+        waiting_by_priority: the requests queued on this bucket, by priority.
     """
 
     key: str
@@ -118,6 +124,7 @@ class BucketStatistics:
     agreed_readings: int = 0
     corrected: TokenBucket | None = None
     units: Mapping[str, UnitStatistics] = field(default_factory=dict)
+    waiting_by_priority: Mapping[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from .._clock import MONOTONIC, MonotonicClock
 from .._errors import DeadlineExceededError, QueueFullError, RetryAfterTooLongError
 from .._feedback import ServerFeedback
 from .._limiters import GCRALimiter, build_limiter
+from .._priority import DEFAULT_PROMOTE_AFTER
 from .._rate import TokenBucket
 from ._bucket import BucketStatistics, ThrottleStatistics, _Bucket
 from ._permit import Permit
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .._backends import RedisBackend
     from .._clock import Clock
     from .._limiters import Limiter, Ticket
+    from .._priority import PriorityReserve
     from .._rate import LimitSpec, Rate
     from .._signals import RateLimitSignal
     from ._units import Reservation
@@ -83,8 +85,13 @@ class ThrottleCore(RemoteCoordination):
         bucket_rates: Mapping[Hashable, tuple[LimitSpec, ...]] | None = None,
         backend: RedisBackend | None = None,
         unit_rates: Mapping[str, Rate] | None = None,
+        promote_after: float | None = DEFAULT_PROMOTE_AFTER,
+        priority_reserve: PriorityReserve | None = None,
     ) -> None:
         self.rates = rates
+        # The queue's discipline: priorities, the promotion age, the reserve.
+        self.promote_after = promote_after
+        self.priority_reserve = priority_reserve
         # Every bucket's quotas in other units (tokens per minute ...), configured.
         self.unit_rates = dict(unit_rates or {})
         self.backend = backend
@@ -169,12 +176,19 @@ class ThrottleCore(RemoteCoordination):
         cost: float,
         origin: str | None,
         units: Mapping[str, float] | None = None,
+        priority: int = 0,
     ) -> float:
         """Seconds until ``cost`` (and ``units``) may go on ``bucket`` (``math.inf``:
-        until an answer)."""
+        until an answer); below the reserve's priority, with the reserve left free."""
         if bucket.holds:
             return math.inf  # an answer that may pause the bucket is still being read
-        wait = bucket.limiter.wait_time(now, cost) if bucket.limiter is not None else 0.0
+        limiter = bucket.limiter
+        wait = 0.0
+        if limiter is not None:
+            reserve = self.priority_reserve
+            if reserve is not None:
+                cost += reserve.held_back(priority, limiter.max_cost, cost)
+            wait = limiter.wait_time(now, cost)
         if units and bucket.units is not None:
             wait = max(wait, bucket.units.wait_time(now, units))
         wait = max(wait, bucket.feedback.wait_time(now, cost, bucket.outstanding))
@@ -241,9 +255,10 @@ class ThrottleCore(RemoteCoordination):
         cost: float,
         origin: str | None,
         units: Mapping[str, float] | None = None,
+        priority: int = 0,
     ) -> Permit | None:
         now = self.clock.now()
-        if self._wait_time(bucket, now, cost, origin, units) > 0:
+        if self._wait_time(bucket, now, cost, origin, units, priority) > 0:
             return None
         if not self._take_slot():
             return None
@@ -410,7 +425,9 @@ class ThrottleCore(RemoteCoordination):
             else:
                 limiter = shape
                 bucket = self._buckets[key] = _Bucket(key, limiter, feedback)
-                if limiter is None:
+                if self.priority_reserve is not None:
+                    pass  # every admission asks its priority: no fast path
+                elif limiter is None:
                     bucket.fast = True
                 elif not self.latency_proof:
                     bucket.fast = True
@@ -449,6 +466,7 @@ class ThrottleCore(RemoteCoordination):
                 agreed_readings=bucket.feedback.agreed,
                 corrected=bucket.feedback.corrected,
                 units={} if bucket.units is None else bucket.units.statistics(now),
+                waiting_by_priority=dict(bucket.queue.live_by_priority),
             )
             for key, bucket in self._buckets.items()
         }

@@ -79,35 +79,35 @@ class SyncThrottle(ThrottleCore):
         origin: str | None = None,
         deadline: float | None = None,
         units: Mapping[str, float] | None = None,
+        priority: int = 0,
     ) -> Permit:
         """Block until a request of ``cost`` (and ``units``) on bucket ``key`` may be
-        sent (see :meth:`Throttle.acquire`; same errors)."""
+        sent, the higher ``priority`` first (see :meth:`Throttle.acquire`; same errors)."""
         with self.lock:
             bucket = self._bucket(key)
             if not units:  # the fast path knows no units
                 permit = self._fast_admit(bucket, cost, origin, self.now())
                 if permit is not None:
                     return permit
-            self._check_too_long(bucket, self.clock.now())
+            now = self.clock.now()
+            self._check_too_long(bucket, now)
             self._check_cost(bucket, cost, units)
             if bucket.live == 0 and bucket.remote is None:
-                permit = self._try_admit(bucket, cost, origin, units)
+                permit = self._try_admit(bucket, cost, origin, units, priority)
                 if permit is not None:
                     return permit
             self._check_queue()
-            waiter = _Waiter()
-            bucket.waiters.append(waiter)
+            waiter = _Waiter(priority, now)
+            bucket.queue.push(waiter)
             bucket.live += 1
+            self._changed.notify_all()  # it may outrank the head
             self._queued += 1
             try:
                 return self._wait_turn(bucket, waiter, cost, origin, deadline, units)
             finally:
                 self._queued -= 1
                 bucket.live -= 1
-                if bucket.waiters and bucket.waiters[0] is waiter:
-                    bucket.waiters.popleft()
-                else:
-                    bucket.waiters.remove(waiter)
+                bucket.queue.remove(waiter)
                 self._changed.notify_all()  # the next in line may go
 
     def _wait_turn(
@@ -120,13 +120,24 @@ class SyncThrottle(ThrottleCore):
         units: Mapping[str, float] | None = None,
     ) -> Permit:
         retry_at = -math.inf  # when the shared backend said to come back
+        queue = bucket.queue
+        first = False  # the one that goes next (it alone sleeps with a timeout)
         while True:
-            if bucket.waiters[0] is not waiter:
+            now = self.clock.now()
+            if queue.top(now, self.promote_after) is not waiter:
+                # Not its turn: a higher priority, or one that waited past the promotion
+                # age, goes first; told when it left this one's place.
+                if first:
+                    first = False
+                    self._changed.notify_all()
                 self._wait_changed(deadline)
                 continue
-            now = self.clock.now()
+            first = True
             self._check_too_long(bucket, now)
-            wait = max(self._wait_time(bucket, now, cost, origin, units), retry_at - now)
+            wait = max(
+                self._wait_time(bucket, now, cost, origin, units, waiter.priority),
+                retry_at - now,
+            )
             if wait <= 0:
                 if not self._take_slot():
                     self._wait_changed(deadline)  # a slot frees: notified
@@ -146,7 +157,9 @@ class SyncThrottle(ThrottleCore):
                 now = self.clock.now()
                 retry_at = now + wait
             _check_deadline(deadline, now, wait)
-            self._wait_changed(deadline, wait)
+            self._wait_changed(
+                deadline, min(wait, queue.next_promotion(now, self.promote_after) - now)
+            )
 
     def _wait_changed(self, deadline: float | None, wait: float = math.inf) -> None:
         """Wait (the lock released) for a change, ``wait`` seconds at most, and never past

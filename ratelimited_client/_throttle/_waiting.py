@@ -37,12 +37,14 @@ class _Waiter:
     task, the await raises.
     """
 
-    __slots__ = ("cancelled", "promoted", "signal")
+    __slots__ = ("cancelled", "priority", "promoted", "signal", "since")
 
-    def __init__(self) -> None:
+    def __init__(self, priority: int = 0, since: float = 0.0) -> None:
         self.signal: asyncio.Future[None] | anyio.Event | None = None
         self.cancelled = False
         self.promoted = False
+        self.priority = priority  # higher goes sooner (a bucket's queue)
+        self.since = since  # when it queued (the throttle's clock): for promotion
 
     def arm(self) -> None:
         """Make it wakeable (only waiters that will sleep need this)."""
@@ -59,7 +61,8 @@ class _Waiter:
 
     def wake(self) -> None:
         signal = self.signal
-        assert signal is not None  # noqa: S101 - armed before queueing
+        if signal is None:
+            return  # never parked: it is running, and sees its turn at its next look
         if isinstance(signal, anyio.Event):
             signal.set()
         elif not signal.done():

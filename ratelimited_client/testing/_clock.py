@@ -115,6 +115,13 @@ class FakeClock:
                 if self._now >= deadline:
                     return
                 sleeper.event = anyio.Event()  # woken to drive (autojump)
+        except BaseException:
+            sleeper.event = None
+            if self.autojump and not self._driving:
+                # Cancelled, maybe just after being handed the driving: hand it on, or
+                # nobody would move time.
+                self._hand_driving_on(sleeper)
+            raise
         finally:
             sleeper.event = None  # cancelled or woken: either way no longer a sleeper
 
@@ -132,11 +139,15 @@ class FakeClock:
                 self._fire_due()
         finally:
             self._driving = False
-            self._drop_cancelled()
-            for _, _, other in sorted(self._heap, key=lambda entry: entry[:2]):
-                if other.event is not None and other is not sleeper:
-                    other.event.set()
-                    break
+            self._hand_driving_on(sleeper)
+
+    def _hand_driving_on(self, sleeper: _Sleeper) -> None:
+        """Wake the earliest sleeper other than ``sleeper``: it drives on."""
+        self._drop_cancelled()
+        for _, _, other in sorted(self._heap, key=lambda entry: entry[:2]):
+            if other.event is not None and other is not sleeper:
+                other.event.set()
+                break
 
     def cancel_scope(self, deadline: float) -> anyio.CancelScope:
         """A cancel scope cancelled when ``advance`` reaches ``deadline``."""

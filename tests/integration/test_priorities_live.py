@@ -1,0 +1,61 @@
+"""Urgent requests overtake a batch, over real sockets against the bundled mock.
+
+The mock allows a strict sliding window of 20 requests a second. A batch of 300
+requests at priority 0 saturates it from the start; 25 interactive requests
+arrive one every 200 ms for 5 s. With FIFO (all at priority 0), each interactive
+request waits behind the whole queued batch; at priority 10 it takes the first
+slot that frees after it arrives; with a 25 % reserve for priority >= 10 it finds
+a slot free at once. The server never sees more than 20 in any second.
+
+Waits are the throttle's own (``Throttled.waited``, from arrival to admission);
+the bounds here are loose for a busy machine, the benchmark holds the tight ones.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ratelimited_client import PriorityReserve
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+from _priority_scenario import BATCH, INTERACTIVE, LEAST, LIMIT, p99, run  # benchmarks/
+
+if TYPE_CHECKING:
+    from ratelimited_client.testing.pytest_plugin import MockAPIServerFactory
+
+pytestmark = [pytest.mark.slow]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("mode", ["fifo", "priority", "reserve"])
+async def test_interactive_requests_overtake_a_saturating_batch(
+    mock_api_server: MockAPIServerFactory, anyio_backend: str, mode: str
+) -> None:
+    server = mock_api_server(limit=LIMIT, window=1.0)
+    options: dict[str, Any] = {}
+    if mode == "reserve":
+        options["priority_reserve"] = PriorityReserve(share=0.25, priority=10)
+    urgent = 0 if mode == "fifo" else 10
+    outcome = await run(server.url, urgent, **options)
+    stats = server.stats()
+    assert (stats.rejected, stats.max_received_in_window) == (0, LIMIT)
+    if mode == "fifo":
+        # Behind the queued batch: seconds (the last ones wait for most of it).
+        assert p99(outcome.waits[0]) > 5.0
+        return
+    interactive = outcome.waits[10]
+    assert len(interactive) == INTERACTIVE
+    if mode == "priority":
+        # The first slot that frees after it arrives: within a window (+ slack).
+        assert p99(interactive) <= 1.0 + 0.25
+        assert outcome.elapsed <= 1.5 * LEAST
+    else:
+        # A quarter of the window is kept for them: a slot is free when they come.
+        assert p99(interactive) <= 0.2
+        # The batch runs at three quarters of the rate meanwhile, and stays there.
+        assert outcome.batch_done <= 1.5 * BATCH / (0.75 * LIMIT)
