@@ -35,8 +35,8 @@ API = "https://api.test"
 KEY = "bucket"
 
 
-def _throttle(clock: FakeClock, rate: Rate, **options: Any) -> Throttle:
-    built = build_throttle(
+def _build(rate: Rate, clock: FakeClock | None, **options: Any) -> object:
+    return build_throttle(
         rate=rate,
         max_concurrency=None,
         max_queued=None,
@@ -46,6 +46,10 @@ def _throttle(clock: FakeClock, rate: Rate, **options: Any) -> Throttle:
         slow_start=False,
         **options,
     )
+
+
+def _throttle(clock: FakeClock, rate: Rate, **options: Any) -> Throttle:
+    built = _build(rate, clock, **options)
     assert isinstance(built, Throttle)
     return built
 
@@ -163,16 +167,7 @@ async def test_a_cancelled_head_or_waiter_hands_the_turn_on() -> None:
 
 
 def test_the_blocking_throttle_serves_the_higher_priority_first() -> None:
-    throttle = build_throttle(
-        rate=Rate(1, 0.2),
-        max_concurrency=None,
-        max_queued=None,
-        latency_proof=False,
-        learn=False,
-        clock=None,
-        slow_start=False,
-        sync=True,
-    )
+    throttle = _build(Rate(1, 0.2), None, sync=True)
     assert isinstance(throttle, SyncThrottle)
     order: list[str] = []
     lock = threading.Lock()
