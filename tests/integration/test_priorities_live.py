@@ -43,7 +43,8 @@ async def test_interactive_requests_overtake_a_saturating_batch(
     urgent = 0 if mode == "fifo" else 10
     outcome = await run(server.url, urgent, **options)
     stats = server.stats()
-    assert (stats.rejected, stats.max_received_in_window) == (0, LIMIT)
+    assert stats.rejected == 0
+    assert stats.max_received_in_window <= LIMIT
     if mode == "fifo":
         # Behind the queued batch: seconds (the last ones wait for most of it).
         assert p99(outcome.waits[0]) > 5.0
