@@ -42,6 +42,8 @@ from ._metering import UNITS_EXTENSION as UNITS_EXTENSION
 from ._metering import ModelTokens as ModelTokens
 from ._metering import UnitMeter as UnitMeter
 from ._oauth import OAuth2Token as OAuth2Token
+from ._operations import Operation as Operation
+from ._operations import OperationPolicy as OperationPolicy
 from ._options import COST_EXTENSION as COST_EXTENSION
 from ._options import KEY_EXTENSION as KEY_EXTENSION
 from ._options import ThrottleOptions as ThrottleOptions
@@ -91,6 +93,8 @@ __all__ = [
     "OAuth2ClientCredentials",
     "OAuth2RefreshToken",
     "OAuth2Token",
+    "Operation",
+    "OperationPolicy",
     "Paused",
     "PriorityReserve",
     "PrometheusMetrics",

@@ -205,6 +205,8 @@ class _TransportBase:
         then decides what follows the attempt), and its ``Call`` if it has a deadline
         (built before the first attempt, for the driver to bound it by)."""
         shared = self._shared
+        if shared.operations is not None:
+            shared.operations.apply(request)  # the operation's bucket, cost, priority ...
         policy = shared.retry
         options = request.extensions.get(CALL_EXTENSION)
         if options is not None:

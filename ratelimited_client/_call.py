@@ -47,6 +47,7 @@ from ._hooks import (
 from ._http import body_in_memory, origin_key, route_of
 from ._metering import UNITS_EXTENSION, ModelTokens, UsageTap, check_meter, request_units
 from ._oauth import AUTH_EXTENSION
+from ._operations import check_operations
 from ._options import (
     COST_EXTENSION,
     KEY_EXTENSION,
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._http import HttpLibrary, RequestView, ResponseView
     from ._metering import UnitMeter
+    from ._operations import OperationPolicy
     from ._signals import Dialect
     from ._throttle import Permit, ThrottleCore, ThrottleStatistics
 
@@ -224,6 +226,8 @@ class ClientState:
     keyed_by_origin: bool = True
     # What requests cost in other units (tokens); ``None``: only what they state.
     meter: UnitMeter | None = None
+    # Each operation's bucket, cost, priority and retry safety (from OpenAPI).
+    operations: OperationPolicy | None = None
 
     @classmethod
     def build(cls, options: ThrottleOptions, *, sync: bool = False) -> ClientState:
@@ -266,6 +270,7 @@ class ClientState:
             budget=new_budget(retry),
             hooks=hooks,
             meter=check_meter(options["meter"]),
+            operations=check_operations(options["operations"]),
         )
 
     def statistics(self) -> ThrottleStatistics:

@@ -203,6 +203,9 @@ class RateLimitedTransport(AsyncTransportBase, httpx.AsyncBaseTransport):
             is 0, and requests of one priority keep their order.
         priority_reserve: a :class:`PriorityReserve`: a share of the configured
             rate that only requests at or above a priority may use.
+        operations: an :class:`OperationPolicy` (``OperationPolicy.from_openapi``):
+            each request's operation gives its bucket, cost, priority, route label
+            and retry safety, where the request does not say itself.
 
     Per request, ``extensions={"ratelimit_cost": n}`` charges ``n`` units
     instead of 1, ``extensions={"ratelimit_units": {"tokens": n}}`` reserves

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ._backends import RedisBackend
     from ._hooks import Hooks
     from ._metering import UnitMeter
+    from ._operations import OperationPolicy
     from ._rate import LimitSpec
     from ._signals import Dialect
     from ._types import KeyFunc, RateTypes
@@ -182,6 +183,7 @@ class ThrottleOptions(TypedDict, total=False):
     meter: UnitMeter | None
     promote_after: float | None
     priority_reserve: PriorityReserve | None
+    operations: OperationPolicy | None
 
 
 #: Each option's value when it is not passed.
@@ -203,6 +205,7 @@ THROTTLE_DEFAULTS: Final[ThrottleOptions] = {
     "meter": DEFAULT_METER,
     "promote_after": DEFAULT_PROMOTE_AFTER,
     "priority_reserve": None,
+    "operations": None,
 }
 
 

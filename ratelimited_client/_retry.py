@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from ._signals import RateLimitSignal
 
 __all__ = [
+    "IDEMPOTENT_EXTENSION",
     "IDEMPOTENT_METHODS",
     "Jitter",
     "RetryBudget",
@@ -60,6 +61,9 @@ _JITTERS: Final = ("full", "equal", "decorrelated", "none")
 
 #: Methods the server may receive twice without harm (RFC 9110 §9.2.2).
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+#: ``request.extensions`` entry saying whether the request is safe to send twice
+#: (``True``/``False``), over its method's rule; set by an ``OperationPolicy``.
+IDEMPOTENT_EXTENSION: Final = "ratelimit_idempotent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,9 +240,10 @@ def decide(
         return RetryDecision(retry=False, reason="cancelled")
     if not can_replay:
         return RetryDecision(retry=False, reason="body cannot be replayed")
+    stated = request.extensions.get(IDEMPOTENT_EXTENSION)
     idempotent = (
-        request.method in IDEMPOTENT_METHODS or policy.idempotency_header in request.headers
-    )
+        stated if isinstance(stated, bool) else request.method in IDEMPOTENT_METHODS
+    ) or policy.idempotency_header in request.headers
     if error is not None:
         if not policy.retry_network_errors or error_kind is None:
             return RetryDecision(retry=False, reason=type(error).__name__)

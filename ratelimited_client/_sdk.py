@@ -28,6 +28,7 @@ from ._signals import DEFAULT_DIALECTS
 if TYPE_CHECKING:
     from collections.abc import Hashable, Mapping, Sequence
 
+    from ._operations import OperationPolicy
     from ._retry import RetryPolicy
     from ._signals import Dialect, SignalContext
     from ._types import RateTypes
@@ -50,6 +51,9 @@ class ClientDefaults:
     default_retry: ClassVar[RetryPolicy | None] = DEFAULT_RETRY
     #: Used when ``dialects`` is not passed (``None``: every built-in dialect).
     default_dialects: ClassVar[Sequence[Dialect] | None] = None
+    #: Used when ``operations`` is not passed: the API's per-operation policy, e.g.
+    #: ``OperationPolicy.from_openapi(SPEC, write_bucket="writes")``.
+    default_operations: ClassVar[OperationPolicy | None] = None
 
     # -- override these ---------------------------------------------------------------
 
@@ -99,6 +103,7 @@ class ClientDefaults:
             ("max_concurrency", self.default_max_concurrency),
             ("retry", self.default_retry),
             ("dialects", self.default_dialects),
+            ("operations", self.default_operations),
         ):
             if name not in options:
                 resolved[name] = default  # type: ignore[literal-required]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -22,11 +23,13 @@ from docservice_client.models import Document, DocumentList, NewDocument
 
 from ratelimited_client import (
     OAuth2ClientCredentials,
+    OperationPolicy,
     Rate,
     RateLimitedClient,
     RateLimitedTransport,
     RetryPolicy,
     SyncRateLimitedTransport,
+    origin_key,
 )
 
 if TYPE_CHECKING:
@@ -35,6 +38,9 @@ if TYPE_CHECKING:
     from ratelimited_client.testing.pytest_plugin import MockAPIServerFactory
 
 pytestmark = pytest.mark.slow
+
+#: The API's own description, from which the generated client was made.
+SPEC = Path(__file__).parents[1] / "openapi.json"
 
 # POSTs are retried too: an Idempotency-Key is added to each, so a 503 is safe to repeat.
 POLICY = RetryPolicy(attempts=6, backoff=0.01, max_backoff=0.1, auto_idempotency_key=True)
@@ -120,6 +126,59 @@ async def test_rate_limited_client_injected(mock_api_server: MockAPIServerFactor
     async with client:
         created, listed = await burst(client)
     check(server, created, listed)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_the_policy_from_openapi_json_routes_and_retries_each_operation(
+    mock_api_server: MockAPIServerFactory,
+) -> None:
+    """The policy read from the API's own ``openapi.json`` (no key function, no retry
+    settings of the user's): writes go to the write bucket (the mock's stricter write
+    quota sees no 429), a GET answered 503 is retried, a POST answered 503 without an
+    idempotency key is not (it may have been applied)."""
+    server = mock_api_server(limit=20, window=1.0, write_limit=5, fail_rate=0.15, seed=11)
+    policy = OperationPolicy.from_openapi(SPEC, write_bucket="writes")
+    http = RateLimitedClient(
+        base_url=server.url,
+        rate=Rate(20, 1.0),
+        bucket_rates={"writes": Rate(5, 1.0)},
+        operations=policy,
+        retry=RetryPolicy(backoff=0.01, max_backoff=0.05, budget=1.0),
+    )
+    client = Client(base_url=server.url).set_async_httpx_client(http)
+    writes: list[int] = []
+    reads: list[int] = []
+
+    async def write(i: int) -> None:
+        answer = await create_document.asyncio_detailed(
+            client=client, body=NewDocument(title=f"doc {i}")
+        )
+        writes.append(answer.status_code)
+
+    async def read() -> None:
+        reads.append((await list_documents.asyncio_detailed(client=client)).status_code)
+
+    async with client:
+        async with anyio.create_task_group() as tg:
+            for i in range(10):
+                tg.start_soon(write, i)
+            for _ in range(30):
+                tg.start_soon(read)
+        buckets = http.statistics().buckets
+    stats = server.stats()
+    assert stats.rejected == 0
+    assert stats.max_writes_in_window <= 5
+    # Every read answered 200 (its 503s retried); a failed write is given back as is.
+    assert reads == [200] * 30
+    failed_writes = writes.count(503)
+    assert sorted(set(writes)) <= [201, 503]
+    assert stats.received == 40 + stats.faults - failed_writes  # only reads were retried
+    assert stats.faults > failed_writes > 0  # seeded: both kinds of 503 happen
+    assert buckets["writes"].admitted == 10
+    assert buckets[origin_key(http.build_request("GET", "/"))].admitted == 30 + (
+        stats.faults - failed_writes
+    )
 
 
 def test_sync_transport_through_httpx_args_on_threads(
