@@ -168,5 +168,5 @@ def test_an_sdk_states_its_operations_once() -> None:
         default_base_url = API
         default_operations = policy
 
-    assert DocsClient()._shared.operations is policy  # type: ignore[attr-defined]
-    assert RateLimitedClient()._shared.operations is None  # type: ignore[attr-defined]
+    assert DocsClient()._shared.operations is policy
+    assert RateLimitedClient()._shared.operations is None
