@@ -48,6 +48,7 @@ from ._options import COST_EXTENSION as COST_EXTENSION
 from ._options import KEY_EXTENSION as KEY_EXTENSION
 from ._options import ThrottleOptions as ThrottleOptions
 from ._priority import PRIORITY_EXTENSION as PRIORITY_EXTENSION
+from ._priority import TENANT_EXTENSION as TENANT_EXTENSION
 from ._priority import PriorityReserve as PriorityReserve
 from ._priority import priority as priority
 from ._priority import priority_scope as priority_scope
@@ -79,6 +80,7 @@ __all__ = [
     "KEY_EXTENSION",
     "PRIORITY_EXTENSION",
     "ROUTE_EXTENSION",
+    "TENANT_EXTENSION",
     "UNITS_EXTENSION",
     "BackendUnavailableError",
     "BucketStatistics",

@@ -392,6 +392,7 @@ class AsyncTransportBase(_TransportBase):
             deadline=effect.deadline,
             units=effect.units,
             priority=effect.priority,
+            tenant=effect.tenant,
         )
         if effect.queue_wait is None:
             return acquired
@@ -506,6 +507,7 @@ class SyncTransportBase(_TransportBase):
                 deadline=effect.deadline,
                 units=effect.units,
                 priority=effect.priority,
+                tenant=effect.tenant,
             )
         except DeadlineExceededError as passed:
             if effect.queue_wait is None:

@@ -59,7 +59,7 @@ from ._options import (
     new_budget,
     request_cost,
 )
-from ._priority import request_priority
+from ._priority import TENANT_EXTENSION, request_priority
 from ._retry import IDEMPOTENT_METHODS, RetryBudget, RetryDecision, RetryEvent, RetryPolicy, decide
 from ._signals import (
     HeaderScan,
@@ -116,7 +116,7 @@ class Admit:
     then gives up at ``deadline`` however the wait goes, the request leaving the
     queue with nothing taken."""
 
-    __slots__ = ("cost", "deadline", "key", "origin", "priority", "queue_wait", "units")
+    __slots__ = ("cost", "deadline", "key", "origin", "priority", "queue_wait", "tenant", "units")
 
     def __init__(
         self,
@@ -127,6 +127,7 @@ class Admit:
         queue_wait: float | None = None,
         units: Mapping[str, float] | None = None,
         priority: int = 0,
+        tenant: Hashable | None = None,
     ) -> None:
         self.key = key
         self.cost = cost
@@ -135,6 +136,7 @@ class Admit:
         self.queue_wait = queue_wait
         self.units = units  # other quotas' units (tokens), reserved on admission
         self.priority = priority  # its place in the bucket's queue: higher sooner
+        self.tenant = tenant  # whose share of the bucket it takes
 
 
 class Authorize:
@@ -228,6 +230,8 @@ class ClientState:
     meter: UnitMeter | None = None
     # Each operation's bucket, cost, priority and retry safety (from OpenAPI).
     operations: OperationPolicy | None = None
+    # Maps a request to its tenant (its fair share of the bucket); ``None``: none.
+    tenant: Callable[[Any], Hashable] | None = None
 
     @classmethod
     def build(cls, options: ThrottleOptions, *, sync: bool = False) -> ClientState:
@@ -253,6 +257,8 @@ class ClientState:
             unit_rates=options["unit_rates"],
             promote_after=options["promote_after"],
             priority_reserve=options["priority_reserve"],
+            tenant_weights=options["tenant_weights"],
+            tenant_rates=options["tenant_rates"],
         )
         if rng is not None:
             throttle.rng = rng
@@ -271,6 +277,7 @@ class ClientState:
             hooks=hooks,
             meter=check_meter(options["meter"]),
             operations=check_operations(options["operations"]),
+            tenant=check_key(options["tenant"], "tenant"),
         )
 
     def statistics(self) -> ThrottleStatistics:
@@ -580,12 +587,17 @@ def attempt_flow(
     if permit is None:  # it may have to wait: the driver's throttle queues it
         options = extensions.get(CALL_EXTENSION) if extensions else None
         rank = call_priority(extensions)
+        tenant = extensions.get(TENANT_EXTENSION)
+        if tenant is None and state.tenant is not None:
+            tenant = state.tenant(request)
         if options is None or options.queue_wait is None:
-            permit = yield Admit(key, cost, origin, deadline, None, units or None, rank)
+            permit = yield Admit(key, cost, origin, deadline, None, units or None, rank, tenant)
         else:
             until = throttle.now() + options.queue_wait
             until = until if deadline is None else min(deadline, until)
-            permit = yield Admit(key, cost, origin, until, options.queue_wait, units or None, rank)
+            permit = yield Admit(
+                key, cost, origin, until, options.queue_wait, units or None, rank, tenant
+            )
     if step is not None:
         step.admitted(permit)
     try:

@@ -203,6 +203,12 @@ class RateLimitedTransport(AsyncTransportBase, httpx.AsyncBaseTransport):
             is 0, and requests of one priority keep their order.
         priority_reserve: a :class:`PriorityReserve`: a share of the configured
             rate that only requests at or above a priority may use.
+        tenant: maps a request to its tenant (a customer, an API key): under
+            contention each tenant gets its weighted share of the bucket, alone the
+            whole of it. A request's ``extensions["ratelimit_tenant"]`` overrides it.
+        tenant_weights: each tenant's weight (1 for a tenant not named).
+        tenant_rates: a tenant's own cap inside each bucket's quota, e.g.
+            ``{"trial": "5/second"}``.
         operations: an :class:`OperationPolicy` (``OperationPolicy.from_openapi``):
             each request's operation gives its bucket, cost, priority, route label
             and retry safety, where the request does not say itself.

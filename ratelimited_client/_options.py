@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Final, TypedDict, TypeVar
 from ._clock import MONOTONIC, Clock, MonotonicClock
 from ._errors import ConfigurationError
 from ._metering import ModelTokens
-from ._priority import DEFAULT_PROMOTE_AFTER, PriorityReserve, check_promote_after, check_reserve
+from ._priority import (
+    DEFAULT_PROMOTE_AFTER,
+    PriorityReserve,
+    check_promote_after,
+    check_reserve,
+    check_tenant_weights,
+)
 from ._rate import Rate, SlidingWindow, is_finite_number, normalize_rates
 from ._retry import RetryBudget, RetryPolicy
 from ._signals import DEFAULT_DIALECTS
@@ -72,6 +78,8 @@ def build_throttle(
     unit_rates: Mapping[str, Rate | str] | None = None,
     promote_after: float | None = DEFAULT_PROMOTE_AFTER,
     priority_reserve: PriorityReserve | None = None,
+    tenant_weights: Mapping[Hashable, float] | None = None,
+    tenant_rates: Mapping[Hashable, RateTypes] | None = None,
 ) -> ThrottleCore:
     """Validate the options (naming the bad one) and build the throttle."""
     flags = (("latency_proof", latency_proof), ("learn", learn), ("slow_start", slow_start))
@@ -106,6 +114,8 @@ def build_throttle(
         unit_rates=_unit_rates(unit_rates),
         promote_after=check_promote_after(promote_after),
         priority_reserve=check_reserve(priority_reserve),
+        tenant_weights=check_tenant_weights(tenant_weights),
+        tenant_rates=_bucket_rates(tenant_rates, "tenant_rates"),
     )
 
 
@@ -137,19 +147,19 @@ def _unit_rates(value: Mapping[str, Rate | str] | None) -> dict[str, Rate]:
 
 
 def _bucket_rates(
-    value: Mapping[Hashable, RateTypes] | None,
+    value: Mapping[Hashable, RateTypes] | None, option: str = "bucket_rates"
 ) -> dict[Hashable, tuple[LimitSpec, ...]]:
+    """``bucket_rates`` (or ``tenant_rates``): keys to the rates of their own."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise ConfigurationError(
-            f"bucket_rates must map bucket keys to rates, e.g. {{'writes': '10/minute'}}, "
-            f"got {value!r}"
+            f"{option} must map keys to rates, e.g. {{'writes': '10/minute'}}, got {value!r}"
         )
-    found = {key: normalize_rates(rate, f"bucket_rates[{key!r}]") for key, rate in value.items()}
+    found = {key: normalize_rates(rate, f"{option}[{key!r}]") for key, rate in value.items()}
     for key, rates in found.items():
         if not rates:
-            raise ConfigurationError(f"bucket_rates[{key!r}] must be a rate, got None")
+            raise ConfigurationError(f"{option}[{key!r}] must be a rate, got None")
     return found
 
 
@@ -184,6 +194,9 @@ class ThrottleOptions(TypedDict, total=False):
     promote_after: float | None
     priority_reserve: PriorityReserve | None
     operations: OperationPolicy | None
+    tenant: KeyFunc | None
+    tenant_weights: Mapping[Hashable, float] | None
+    tenant_rates: Mapping[Hashable, RateTypes] | None
 
 
 #: Each option's value when it is not passed.
@@ -206,6 +219,9 @@ THROTTLE_DEFAULTS: Final[ThrottleOptions] = {
     "promote_after": DEFAULT_PROMOTE_AFTER,
     "priority_reserve": None,
     "operations": None,
+    "tenant": None,
+    "tenant_weights": None,
+    "tenant_rates": None,
 }
 
 
@@ -260,9 +276,9 @@ def new_budget(retry: RetryPolicy | None) -> RetryBudget | None:
     return RetryBudget(retry.budget, retry.budget_floor, retry.budget_window)
 
 
-def check_key(key: KeyFunc | None) -> KeyFunc | None:
+def check_key(key: KeyFunc | None, option: str = "key") -> KeyFunc | None:
     if key is not None and not callable(key):
-        raise ConfigurationError(f"key must be a callable taking a request, got {key!r}")
+        raise ConfigurationError(f"{option} must be a callable taking a request, got {key!r}")
     return key
 
 

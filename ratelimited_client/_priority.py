@@ -14,6 +14,7 @@ above a priority: the others wait while taking their slot would leave less.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -23,14 +24,16 @@ from ._errors import ConfigurationError
 from ._rate import is_finite_number
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Hashable, Iterator
 
 __all__ = [
     "DEFAULT_PROMOTE_AFTER",
     "PRIORITY_EXTENSION",
+    "TENANT_EXTENSION",
     "PriorityReserve",
     "check_promote_after",
     "check_reserve",
+    "check_tenant_weights",
     "priority",
     "priority_scope",
     "request_priority",
@@ -38,6 +41,8 @@ __all__ = [
 
 #: ``request.extensions`` entry carrying the request's priority (an int; higher first).
 PRIORITY_EXTENSION: Final = "ratelimit_priority"
+#: ``request.extensions`` entry naming the request's tenant (its fair share's owner).
+TENANT_EXTENSION: Final = "ratelimit_tenant"
 #: Seconds a request waits at most behind higher priorities before it goes first.
 DEFAULT_PROMOTE_AFTER: Final = 30.0
 
@@ -138,3 +143,20 @@ def check_reserve(value: object) -> PriorityReserve | None:
             f"got {value!r}"
         )
     return value
+
+
+def check_tenant_weights(value: object) -> dict[Hashable, float]:
+    """The ``tenant_weights`` option: each tenant's weight (a positive number; 1 for a
+    tenant not named)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"tenant_weights must map tenants to weights, e.g. {{'acme': 2}}, got {value!r}"
+        )
+    for tenant, weight in value.items():
+        if not is_finite_number(weight) or weight <= 0:
+            raise ConfigurationError(
+                f"tenant_weights[{tenant!r}] must be a positive number, got {weight!r}"
+            )
+    return {tenant: float(weight) for tenant, weight in value.items()}

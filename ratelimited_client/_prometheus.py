@@ -243,6 +243,11 @@ class _Instruments(Collector):
                 labels=["bucket", "priority"],
             ),
             GaugeMetricFamily(
+                f"{ns}_queued_requests_by_tenant",
+                "Requests waiting in the throttle, by bucket and tenant.",
+                labels=["bucket", "tenant"],
+            ),
+            GaugeMetricFamily(
                 f"{ns}_unit_headroom",
                 "Units of another quota (tokens) a bucket may still spend in its window now.",
                 labels=["bucket", "unit"],
@@ -269,6 +274,7 @@ class _Instruments(Collector):
             remaining,
             limit,
             by_priority,
+            by_tenant,
             headroom,
             unit_limit,
             corrected,
@@ -280,6 +286,7 @@ class _Instruments(Collector):
         bursts: dict[str, float] = {}
         room: dict[tuple[str, str], float] = {}
         ranks: dict[tuple[str, str], float] = {}
+        tenants: dict[tuple[str, str], float] = {}
         limits: dict[tuple[str, str], float] = {}
         for source in list(self.sources):
             stats = source.statistics()
@@ -295,6 +302,9 @@ class _Instruments(Collector):
                 for rank, count in bucket.waiting_by_priority.items():
                     key = (name, self.labels("priority", str(rank)))
                     ranks[key] = ranks.get(key, 0.0) + count
+                for tenant, count in bucket.waiting_by_tenant.items():
+                    key = (name, self.labels("tenant", tenant))
+                    tenants[key] = tenants.get(key, 0.0) + count
                 for unit in bucket.units.values():
                     if unit.limit is None or unit.headroom is None:
                         continue
@@ -311,6 +321,8 @@ class _Instruments(Collector):
             corrected.add_metric([name], value)
         for (name, rank_label), value in sorted(ranks.items()):
             by_priority.add_metric([name, rank_label], value)
+        for (name, tenant_label), value in sorted(tenants.items()):
+            by_tenant.add_metric([name, tenant_label], value)
         for (name, unit_label), value in sorted(room.items()):
             headroom.add_metric([name, unit_label], value)
             unit_limit.add_metric([name, unit_label], limits[(name, unit_label)])

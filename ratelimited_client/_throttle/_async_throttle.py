@@ -120,6 +120,7 @@ class Throttle(ThrottleCore):
         deadline: float | None = None,
         units: Mapping[str, float] | None = None,
         priority: int = 0,
+        tenant: Hashable | None = None,
     ) -> Permit:
         """Wait until a request of ``cost`` on bucket ``key`` may be sent; never over quota.
 
@@ -127,7 +128,8 @@ class Throttle(ThrottleCore):
         With a ``deadline`` (on this clock), a wait known to end after it fails at once.
         ``units``: the request's estimated units of other quotas (tokens), reserved
         on admission (the permit settles them). ``priority``: higher goes sooner
-        among the requests waiting on the bucket (see ``BucketQueue``).
+        among the requests waiting on the bucket (see ``BucketQueue``); ``tenant``:
+        whose share of the bucket it takes (and whose own cap, if any, holds).
 
         Raises:
             QueueFullError: ``max_queued`` requests already wait (nothing was queued).
@@ -147,7 +149,7 @@ class Throttle(ThrottleCore):
         self._check_too_long(bucket, now)
         self._check_cost(bucket, cost, units)
         if bucket.live == 0 and bucket.remote is None:
-            permit = self._try_admit(bucket, cost, origin, units, priority)
+            permit = self._try_admit(bucket, cost, origin, units, priority, tenant)
             if permit is not None:
                 return permit
         self._check_queue()
@@ -155,14 +157,14 @@ class Throttle(ThrottleCore):
         # Waiting in line, inline (no coroutine frame of its own): a queued request's
         # memory is mostly frames, and 100,000 may wait at once.
         try:
-            waiter = _Waiter(priority, now)
+            waiter = _Waiter(priority, now, tenant, cost)
             queue = bucket.queue
             queue.push(waiter)
             bucket.live += 1
             head = bucket.head
             if head is None:
                 bucket.head = waiter
-            elif queue.top(now, self.promote_after) is waiter:
+            elif self._first(bucket, now) is waiter:
                 # It outranks the head: it serves now, the head steps back at its next
                 # look (woken for it).
                 bucket.head = waiter
@@ -216,14 +218,16 @@ class Throttle(ThrottleCore):
                     continue
                 now = self.clock.now()
                 self._check_too_long(bucket, now)
-                first = queue.top(now, self.promote_after)
+                first = self._first(bucket, now)
                 if first is not waiter and first is not None:
                     # One of a lower priority waited past the promotion age: it goes first.
                     bucket.head = first
                     first.wake()
                     continue
                 wait = max(
-                    self._wait_time(bucket, now, cost, origin, units, waiter.priority),
+                    self._wait_time(
+                        bucket, now, cost, origin, units, waiter.priority, waiter.tenant
+                    ),
                     retry_at - now,
                 )
                 if wait <= 0:
@@ -247,14 +251,14 @@ class Throttle(ThrottleCore):
                     semaphore.release()  # never hold concurrency while sleeping
                     holding = False
                 await self._sleep_head(
-                    bucket, min(now + wait, queue.next_promotion(now, self.promote_after))
+                    bucket, min(now + wait, queue.next_promotion(now, self.promote_after, waiter))
                 )
         except BaseException:
             if holding:
                 assert semaphore is not None  # noqa: S101
                 semaphore.release()
             raise
-        permit = self._admit(bucket, cost, now, units)
+        permit = self._admit(bucket, cost, now, units, waiter.tenant)
         permit.remote = remote
         self._leave(bucket, waiter)
         return permit
@@ -301,7 +305,7 @@ class Throttle(ThrottleCore):
         bucket.live -= 1
         if bucket.head is waiter:
             bucket.head = None
-            following = bucket.queue.top(self.clock.now(), self.promote_after)
+            following = self._first(bucket, self.clock.now())
             if following is not None:
                 bucket.head = following
                 following.wake()

@@ -49,6 +49,7 @@ class _Bucket:
         "queue",
         "remote",
         "shared_rate",
+        "tenant_limiters",
         "units",
     )
 
@@ -77,6 +78,8 @@ class _Bucket:
         self.remote: tuple[LimitSpec, ...] | None = None
         self.fallback: Limiter | None = None
         self.shared_rate: Rate | None = None  # learned by some process, kept in the backend
+        # The tenants' own caps inside this bucket's quota (``tenant_rates``).
+        self.tenant_limiters: dict[Hashable, Limiter] | None = None
         # Quotas in other units (tokens), once configured or metered: see ``_units``.
         self.units: BucketUnits | None = None
 
@@ -112,6 +115,8 @@ class BucketStatistics:
             requests carry units (``ratelimit_units``, the ``meter``) or
             ``unit_rates`` configures them.
         waiting_by_priority: the requests queued on this bucket, by priority.
+        waiting_by_tenant: the requests queued on this bucket, by tenant (the
+            requests without one under ``"None"``).
     """
 
     key: str
@@ -125,6 +130,7 @@ class BucketStatistics:
     corrected: TokenBucket | None = None
     units: Mapping[str, UnitStatistics] = field(default_factory=dict)
     waiting_by_priority: Mapping[int, int] = field(default_factory=dict)
+    waiting_by_tenant: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .._rate import LimitSpec, Rate
     from .._signals import RateLimitSignal
     from ._units import Reservation
+    from ._waiting import _Waiter
 
 __all__ = ["DEFAULT_MAX_WAIT", "ThrottleCore", "_check_deadline"]
 
@@ -87,11 +88,16 @@ class ThrottleCore(RemoteCoordination):
         unit_rates: Mapping[str, Rate] | None = None,
         promote_after: float | None = DEFAULT_PROMOTE_AFTER,
         priority_reserve: PriorityReserve | None = None,
+        tenant_weights: Mapping[Hashable, float] | None = None,
+        tenant_rates: Mapping[Hashable, tuple[LimitSpec, ...]] | None = None,
     ) -> None:
         self.rates = rates
-        # The queue's discipline: priorities, the promotion age, the reserve.
+        # The queue's discipline: priorities, the promotion age, the reserve; the
+        # tenants' weights and their own caps inside each bucket's quota.
         self.promote_after = promote_after
         self.priority_reserve = priority_reserve
+        self.tenant_weights = dict(tenant_weights or {})
+        self.tenant_rates = dict(tenant_rates or {})
         # Every bucket's quotas in other units (tokens per minute ...), configured.
         self.unit_rates = dict(unit_rates or {})
         self.backend = backend
@@ -177,18 +183,21 @@ class ThrottleCore(RemoteCoordination):
         origin: str | None,
         units: Mapping[str, float] | None = None,
         priority: int = 0,
+        tenant: Hashable | None = None,
     ) -> float:
         """Seconds until ``cost`` (and ``units``) may go on ``bucket`` (``math.inf``:
-        until an answer); below the reserve's priority, with the reserve left free."""
+        until an answer); below the reserve's priority, with the reserve left free;
+        within its ``tenant``'s own cap, if it has one."""
         if bucket.holds:
             return math.inf  # an answer that may pause the bucket is still being read
         limiter = bucket.limiter
         wait = 0.0
         if limiter is not None:
             reserve = self.priority_reserve
-            if reserve is not None:
-                cost += reserve.held_back(priority, limiter.max_cost, cost)
-            wait = limiter.wait_time(now, cost)
+            held = 0.0 if reserve is None else reserve.held_back(priority, limiter.max_cost, cost)
+            wait = limiter.wait_time(now, cost + held)
+        if self.tenant_rates:
+            wait = max(wait, self._tenant_wait(bucket, tenant, now, cost))
         if units and bucket.units is not None:
             wait = max(wait, bucket.units.wait_time(now, units))
         wait = max(wait, bucket.feedback.wait_time(now, cost, bucket.outstanding))
@@ -256,21 +265,31 @@ class ThrottleCore(RemoteCoordination):
         origin: str | None,
         units: Mapping[str, float] | None = None,
         priority: int = 0,
+        tenant: Hashable | None = None,
     ) -> Permit | None:
         now = self.clock.now()
-        if self._wait_time(bucket, now, cost, origin, units, priority) > 0:
+        if self._wait_time(bucket, now, cost, origin, units, priority, tenant) > 0:
             return None
         if not self._take_slot():
             return None
-        return self._admit(bucket, cost, now, units)
+        return self._admit(bucket, cost, now, units, tenant)
 
     def _admit(
-        self, bucket: _Bucket, cost: float, now: float, units: Mapping[str, float] | None = None
+        self,
+        bucket: _Bucket,
+        cost: float,
+        now: float,
+        units: Mapping[str, float] | None = None,
+        tenant: Hashable | None = None,
     ) -> Permit:
         tickets: list[tuple[Limiter, Ticket]] = []
         limiter = bucket.limiter
         if limiter is not None:
             tickets.append((limiter, limiter.acquire(now, cost, pending=self.latency_proof)))
+        own = self._tenant_limiter(bucket, tenant) if self.tenant_rates else None
+        if own is not None:
+            own.wait_time(now, cost)  # (prunes, as acquire expects)
+            tickets.append((own, own.acquire(now, cost, pending=self.latency_proof)))
         learned = bucket.feedback.learned
         learned_ticket = bucket.feedback.on_admit(now, cost)
         if learned is not None and learned_ticket is not None:
@@ -283,6 +302,39 @@ class ThrottleCore(RemoteCoordination):
         if units:
             permit.units = self._units(bucket).reserve(units)
         return permit
+
+    def _tenant_limiter(self, bucket: _Bucket, tenant: Hashable | None) -> Limiter | None:
+        """The tenant's own cap inside the bucket's quota (``tenant_rates``), made
+        when first needed; ``None`` for a tenant without one."""
+        specs = self.tenant_rates.get(tenant)
+        if specs is None:
+            return None
+        limiters = bucket.tenant_limiters
+        if limiters is None:
+            limiters = bucket.tenant_limiters = {}
+        found = limiters.get(tenant)
+        if found is None:
+            built = build_limiter(specs)
+            assert built is not None  # noqa: S101 - tenant_rates hold a rate each
+            found = limiters[tenant] = built
+        return found
+
+    def _tenant_wait(
+        self, bucket: _Bucket, tenant: Hashable | None, now: float, cost: float
+    ) -> float:
+        own = self._tenant_limiter(bucket, tenant)
+        return 0.0 if own is None else own.wait_time(now, cost)
+
+    def _first(self, bucket: _Bucket, now: float) -> _Waiter | None:
+        """The waiter of ``bucket`` that goes next (see ``BucketQueue.top``): tenants
+        over their own cap are passed over."""
+        if not self.tenant_rates:
+            return bucket.queue.top(now, self.promote_after)
+
+        def ready(waiter: _Waiter) -> float:
+            return self._tenant_wait(bucket, waiter.tenant, now, waiter.cost)
+
+        return bucket.queue.top(now, self.promote_after, ready)
 
     def _units(self, bucket: _Bucket) -> BucketUnits:
         """The bucket's unit ledgers, made when first needed."""
@@ -425,8 +477,8 @@ class ThrottleCore(RemoteCoordination):
             else:
                 limiter = shape
                 bucket = self._buckets[key] = _Bucket(key, limiter, feedback)
-                if self.priority_reserve is not None:
-                    pass  # every admission asks its priority: no fast path
+                if self.priority_reserve is not None or self.tenant_rates:
+                    pass  # every admission asks its priority or tenant: no fast path
                 elif limiter is None:
                     bucket.fast = True
                 elif not self.latency_proof:
@@ -435,6 +487,7 @@ class ThrottleCore(RemoteCoordination):
                         bucket.fast_limiter = limiter
                     else:
                         bucket.fast_other = limiter
+            bucket.queue.weights = self.tenant_weights
         return bucket
 
     def _sweep(self) -> None:
@@ -467,6 +520,9 @@ class ThrottleCore(RemoteCoordination):
                 corrected=bucket.feedback.corrected,
                 units={} if bucket.units is None else bucket.units.statistics(now),
                 waiting_by_priority=dict(bucket.queue.live_by_priority),
+                waiting_by_tenant={
+                    str(tenant): count for tenant, count in bucket.queue.live_by_tenant.items()
+                },
             )
             for key, bucket in self._buckets.items()
         }

@@ -80,6 +80,7 @@ class SyncThrottle(ThrottleCore):
         deadline: float | None = None,
         units: Mapping[str, float] | None = None,
         priority: int = 0,
+        tenant: Hashable | None = None,
     ) -> Permit:
         """Block until a request of ``cost`` (and ``units``) on bucket ``key`` may be
         sent, the higher ``priority`` first (see :meth:`Throttle.acquire`; same errors)."""
@@ -93,11 +94,11 @@ class SyncThrottle(ThrottleCore):
             self._check_too_long(bucket, now)
             self._check_cost(bucket, cost, units)
             if bucket.live == 0 and bucket.remote is None:
-                permit = self._try_admit(bucket, cost, origin, units, priority)
+                permit = self._try_admit(bucket, cost, origin, units, priority, tenant)
                 if permit is not None:
                     return permit
             self._check_queue()
-            waiter = _Waiter(priority, now)
+            waiter = _Waiter(priority, now, tenant, cost)
             bucket.queue.push(waiter)
             bucket.live += 1
             self._changed.notify_all()  # it may outrank the head
@@ -124,7 +125,7 @@ class SyncThrottle(ThrottleCore):
         first = False  # the one that goes next (it alone sleeps with a timeout)
         while True:
             now = self.clock.now()
-            if queue.top(now, self.promote_after) is not waiter:
+            if self._first(bucket, now) is not waiter:
                 # Not its turn: a higher priority, or one that waited past the promotion
                 # age, goes first; told when it left this one's place.
                 if first:
@@ -135,7 +136,7 @@ class SyncThrottle(ThrottleCore):
             first = True
             self._check_too_long(bucket, now)
             wait = max(
-                self._wait_time(bucket, now, cost, origin, units, waiter.priority),
+                self._wait_time(bucket, now, cost, origin, units, waiter.priority, waiter.tenant),
                 retry_at - now,
             )
             if wait <= 0:
@@ -143,14 +144,14 @@ class SyncThrottle(ThrottleCore):
                     self._wait_changed(deadline)  # a slot frees: notified
                     continue
                 if bucket.remote is None:
-                    return self._admit(bucket, cost, now, units)
+                    return self._admit(bucket, cost, now, units, waiter.tenant)
                 try:
                     remote, wait = self._remote_acquire_sync(bucket, cost)
                 except BaseException:
                     self._give_slot()
                     raise
                 if wait <= 0:
-                    permit = self._admit(bucket, cost, now, units)
+                    permit = self._admit(bucket, cost, now, units, waiter.tenant)
                     permit.remote = remote
                     return permit
                 self._give_slot()  # never hold concurrency while sleeping
@@ -158,7 +159,7 @@ class SyncThrottle(ThrottleCore):
                 retry_at = now + wait
             _check_deadline(deadline, now, wait)
             self._wait_changed(
-                deadline, min(wait, queue.next_promotion(now, self.promote_after) - now)
+                deadline, min(wait, queue.next_promotion(now, self.promote_after, waiter) - now)
             )
 
     def _wait_changed(self, deadline: float | None, wait: float = math.inf) -> None:

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import TYPE_CHECKING
 
 import anyio
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable
 
 __all__ = ["_FifoSemaphore", "_Waiter", "_resolve", "_running_asyncio_loop"]
 
@@ -37,14 +41,23 @@ class _Waiter:
     task, the await raises.
     """
 
-    __slots__ = ("cancelled", "priority", "promoted", "signal", "since")
+    __slots__ = ("cancelled", "cost", "priority", "promoted", "signal", "since", "tag", "tenant")
 
-    def __init__(self, priority: int = 0, since: float = 0.0) -> None:
+    def __init__(
+        self,
+        priority: int = 0,
+        since: float = 0.0,
+        tenant: Hashable | None = None,
+        cost: float = 1.0,
+    ) -> None:
         self.signal: asyncio.Future[None] | anyio.Event | None = None
         self.cancelled = False
         self.promoted = False
         self.priority = priority  # higher goes sooner (a bucket's queue)
         self.since = since  # when it queued (the throttle's clock): for promotion
+        self.tenant = tenant  # whose share it takes (fair queuing between tenants)
+        self.cost = cost
+        self.tag = 0.0  # its start tag in its level (set by the queue)
 
     def arm(self) -> None:
         """Make it wakeable (only waiters that will sleep need this)."""
