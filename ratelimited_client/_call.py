@@ -221,6 +221,14 @@ class ClientState:
     keyed_by_origin: bool = True
     # What requests cost in other units (tokens); ``None``: only what they state.
     meter: UnitMeter | None = None
+    # The meter is asked about every request (a meter of the user's), not only about
+    # POSTs (the default ``ModelTokens`` prices the model calls only): from ``meter``.
+    meter_all_methods: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        meter = self.meter
+        every = meter is not None and type(meter) is not ModelTokens
+        object.__setattr__(self, "meter_all_methods", every)  # frozen: set once, here
 
     @classmethod
     def build(cls, options: ThrottleOptions, *, sync: bool = False) -> ClientState:
@@ -270,12 +278,6 @@ class ClientState:
         return dataclasses.replace(
             stats, retry_budget_left=self.budget.left(self.throttle.clock.now())
         )
-
-    def metered(self, request: RequestView) -> bool:
-        """Whether the meter is asked about ``request``: the default meter prices POSTs
-        only (the model calls), a meter of the user's every request."""
-        meter = self.meter
-        return meter is not None and (request.method == "POST" or type(meter) is not ModelTokens)
 
     def key_and_origin(self, request: RequestView) -> tuple[Hashable, str]:
         """The request's bucket key and its origin (the same string by default)."""
@@ -550,10 +552,13 @@ def attempt_flow(
         Attempt(state, request, attempt, key, origin, cost) if state.hooks.per_request() else None
     )
     throttle = state.throttle
-    # Other quotas' units (a model call's tokens): stated, or the meter's estimate.
+    # Other quotas' units (a model call's tokens): stated, or the meter's estimate (of
+    # a POST, or of any request: ``meter_all_methods``).
     units = (
         request_units(request, state.meter)
-        if state.metered(request) or UNITS_EXTENSION in extensions
+        if state.meter_all_methods
+        or (request.method == "POST" and state.meter is not None)
+        or UNITS_EXTENSION in extensions
         else None
     )
     permit = None if units else throttle.admit_now(key, cost, origin)
