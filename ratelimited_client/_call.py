@@ -610,7 +610,6 @@ def attempt_flow(
                 body = _json_or_none(content)
         if permit.units:
             _settle_units(state.meter, permit, response, content, usage_body)
-        permit.settle()
     except BaseException:
         permit.release()
         raise
@@ -618,11 +617,13 @@ def attempt_flow(
     pauses = _NO_PAUSES
     if state.builtin_dialects and quiet(status, body, scan):
         # Most answers: a success that says nothing of rate limits: nothing to parse.
+        # (Observing it settles the permit: its slots are dated.)
         permit.observe_quiet(status, received_at, cached=scan.cached)
         if step is not None:
             step.completed(status, received_at)
         signal = None
     else:
+        permit.settle()  # the slots dated now, not after the parsing
         if step is None:
             step = Attempt(state, request, attempt, key, origin, cost, heard=False)
         step.received_at = received_at

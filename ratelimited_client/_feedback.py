@@ -626,7 +626,9 @@ class ServerFeedback:
         them), without a signal built for it. True if a waiting request may now go."""
         if not 200 <= status < 400:
             return False
-        self._clean_answer(sent_at, received_at)
+        # ``_clean_answer``, inline (most answers come this way):
+        self._answered.append((sent_at, received_at, True))
+        self._throttles_in_row = 0
         if self.corrected is not None and sent_at <= self._corrected_by:
             self._refit_burst(sent_at, received_at, 0)
             return True
@@ -665,7 +667,8 @@ class ServerFeedback:
         return True
 
     def _clean_answer(self, sent_at: float, received_at: float) -> None:
-        """A success that was not a throttle: remembered for learning, ends a run of 429s."""
+        """A success that was not a throttle: remembered for learning, ends a run of 429s.
+        (Also inline in ``quiet_answer``: a change here goes there too.)"""
         self._answered.append((sent_at, received_at, True))
         self._throttles_in_row = 0
 
