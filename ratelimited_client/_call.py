@@ -586,14 +586,17 @@ def attempt_flow(
                 step.failed(exc)
             raise
         received_at = throttle.now()
+        status = response.status_code
         scan = scan_headers(response.headers)
         body = None
         length = scan.length
+        reserved = permit.units
         # A metered success in JSON is read whatever its length: its usage settles.
-        usage_body = bool(permit.units) and _json_success(response)
+        usage_body = bool(reserved) and _json_success(response)
         content = None
         if usage_body or (length is not None and length <= MAX_SIGNAL_BODY):  # read it now
-            wants = wants_body(response.status_code, response.headers, scan)
+            # Only an error's body may name a wait (``wants_body`` asks the rest).
+            wants = status >= 400 and wants_body(status, response.headers, scan)
             if wants:
                 # The answer may pause the bucket: nobody leaves until it is read.
                 permit.hold()
@@ -608,12 +611,11 @@ def attempt_flow(
                     raise
             if wants:
                 body = _json_or_none(content)
-        if permit.units:
+        if reserved:
             _settle_units(state.meter, permit, response, content, usage_body)
     except BaseException:
         permit.release()
         raise
-    status = response.status_code
     pauses = _NO_PAUSES
     if state.builtin_dialects and quiet(status, body, scan):
         # Most answers: a success that says nothing of rate limits: nothing to parse.
