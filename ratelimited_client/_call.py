@@ -232,6 +232,14 @@ class ClientState:
     operations: OperationPolicy | None = None
     # Maps a request to its tenant (its fair share of the bucket); ``None``: none.
     tenant: Callable[[Any], Hashable] | None = None
+    # The meter is asked about every request (a meter of the user's), not only about
+    # POSTs (the default ``ModelTokens`` prices the model calls only): from ``meter``.
+    meter_all_methods: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        meter = self.meter
+        every = meter is not None and type(meter) is not ModelTokens
+        object.__setattr__(self, "meter_all_methods", every)  # frozen: set once, here
 
     @classmethod
     def build(cls, options: ThrottleOptions, *, sync: bool = False) -> ClientState:
@@ -287,12 +295,6 @@ class ClientState:
         return dataclasses.replace(
             stats, retry_budget_left=self.budget.left(self.throttle.clock.now())
         )
-
-    def metered(self, request: RequestView) -> bool:
-        """Whether the meter is asked about ``request``: the default meter prices POSTs
-        only (the model calls), a meter of the user's every request."""
-        meter = self.meter
-        return meter is not None and (request.method == "POST" or type(meter) is not ModelTokens)
 
     def key_and_origin(self, request: RequestView) -> tuple[Hashable, str]:
         """The request's bucket key and its origin (the same string by default)."""
@@ -577,10 +579,13 @@ def attempt_flow(
         Attempt(state, request, attempt, key, origin, cost) if state.hooks.per_request() else None
     )
     throttle = state.throttle
-    # Other quotas' units (a model call's tokens): stated, or the meter's estimate.
+    # Other quotas' units (a model call's tokens): stated, or the meter's estimate (of
+    # a POST, or of any request: ``meter_all_methods``).
     units = (
         request_units(request, state.meter)
-        if state.metered(request) or UNITS_EXTENSION in extensions
+        if state.meter_all_methods
+        or (request.method == "POST" and state.meter is not None)
+        or UNITS_EXTENSION in extensions
         else None
     )
     permit = None if units else throttle.admit_now(key, cost, origin)
@@ -614,14 +619,17 @@ def attempt_flow(
                 step.failed(exc)
             raise
         received_at = throttle.now()
+        status = response.status_code
         scan = scan_headers(response.headers)
         body = None
         length = scan.length
+        reserved = permit.units
         # A metered success in JSON is read whatever its length: its usage settles.
-        usage_body = bool(permit.units) and _json_success(response)
+        usage_body = bool(reserved) and _json_success(response)
         content = None
         if usage_body or (length is not None and length <= MAX_SIGNAL_BODY):  # read it now
-            wants = wants_body(response.status_code, response.headers, scan)
+            # Only an error's body may name a wait (``wants_body`` asks the rest).
+            wants = status >= 400 and wants_body(status, response.headers, scan)
             if wants:
                 # The answer may pause the bucket: nobody leaves until it is read.
                 permit.hold()
@@ -636,21 +644,21 @@ def attempt_flow(
                     raise
             if wants:
                 body = _json_or_none(content)
-        if permit.units:
+        if reserved:
             _settle_units(state.meter, permit, response, content, usage_body)
-        permit.settle()
     except BaseException:
         permit.release()
         raise
-    status = response.status_code
     pauses = _NO_PAUSES
     if state.builtin_dialects and quiet(status, body, scan):
         # Most answers: a success that says nothing of rate limits: nothing to parse.
+        # (Observing it settles the permit: its slots are dated.)
         permit.observe_quiet(status, received_at, cached=scan.cached)
         if step is not None:
             step.completed(status, received_at)
         signal = None
     else:
+        permit.settle()  # the slots dated now, not after the parsing
         if step is None:
             step = Attempt(state, request, attempt, key, origin, cost, heard=False)
         step.received_at = received_at

@@ -408,6 +408,7 @@ class ServerFeedback:
         self.corrected: TokenBucket | None = None
         self._corrected_by = -math.inf  # when the rejection it came from was sent
         self.new_corrections: list[str] = []
+        self._requiet()
 
     def take_pauses(self) -> list[tuple[float, str]]:
         """The pauses begun since the last call, as ``(delay, source)``."""
@@ -419,28 +420,40 @@ class ServerFeedback:
     def is_quiet(self, now: float) -> bool:
         """Nothing here can delay an admission at ``now``, and admitting changes nothing
         here (the throttle's fast path skips ``wait_time`` and ``on_admit`` then)."""
-        return (
-            self.pause_until <= now
-            and self.too_long_until <= now
-            and not self.caps
-            and self.learned is None
-            and self._pacer is None
-            and self.cwnd is None
-            and self.slow_start is None
-        )
+        return self._quiet_from <= now
+
+    def _requiet(self) -> None:
+        """Work out ``_quiet_from``, the moment from which ``is_quiet`` holds: the end of
+        a pause or of a refusal while nothing else binds, never (``math.inf``) while a
+        cap, a learned limit, a pacer, a learning window or slow start does. Called
+        after every change to one of them (``pause_until``, ``too_long_until``,
+        ``caps``, ``learned``, ``_pacer``, ``cwnd``, ``slow_start``), so that the
+        fast path asks one comparison, not seven."""
+        if (
+            self.caps
+            or self.learned is not None
+            or self._pacer is not None
+            or self.cwnd is not None
+            or self.slow_start is not None
+        ):
+            self._quiet_from = math.inf
+        else:
+            self._quiet_from = max(self.pause_until, self.too_long_until)
 
     def wait_time(self, now: float, cost: float, outstanding: int) -> float:
         wait = max(0.0, self.pause_until - now)
-        for name, cap in list(self.caps.items()):
-            if now >= cap.reset_at:
-                del self.caps[name]  # the window is over; the next answer says more
-            elif cap.budget < cost:
-                wait = max(wait, cap.release_at - now)
-                if cap.reset_at - now > self.max_wait:
-                    # A spent quota that resets beyond max_wait: refuse, as for a long
-                    # Retry-After, rather than wait hours (the throttle raises).
-                    self.too_long_until = max(self.too_long_until, cap.reset_at)
-                    self.too_long_delay = cap.reset_at - now
+        if self.caps:
+            for name, cap in list(self.caps.items()):
+                if now >= cap.reset_at:
+                    del self.caps[name]  # the window is over; the next answer says more
+                elif cap.budget < cost:
+                    wait = max(wait, cap.release_at - now)
+                    if cap.reset_at - now > self.max_wait:
+                        # A spent quota that resets beyond max_wait: refuse, as for a long
+                        # Retry-After, rather than wait hours (the throttle raises).
+                        self.too_long_until = max(self.too_long_until, cap.reset_at)
+                        self.too_long_delay = cap.reset_at - now
+            self._requiet()
         probe = self._probe_wait(now)
         paced = self.learned.wait_time(now, cost) if self.learned is not None else 0.0
         if probe is not None and probe < paced:
@@ -452,6 +465,7 @@ class ServerFeedback:
         if self._pacer is not None:
             if now >= self._pacer_until:
                 self._pacer = None
+                self._requiet()
             elif probe is None:
                 wait = max(wait, self._pacer.wait_time(now, cost))
         if self.cwnd is not None and outstanding >= self.cwnd:
@@ -459,6 +473,7 @@ class ServerFeedback:
         if self.slow_start is not None:
             if now >= self._slow_start_until:
                 self.slow_start = None
+                self._requiet()
             elif outstanding >= self.slow_start:
                 wait = max(wait, self._slow_start_until - now)  # or an answer, sooner
         if self._search is not None and self._search.probe_sent is not None:
@@ -592,6 +607,7 @@ class ServerFeedback:
             delay = retry.delay
         else:
             delay = min(self.max_wait, _FALLBACK_PAUSE * 2 ** (self._throttles_in_row - 1))
+        self._requiet()  # slow start is over, a refusal may have begun
         if self._bounds:
             # A rejection while measuring: counts may include attempts the server did not
             # keep, or someone else's. The resets decide from now on.
@@ -610,7 +626,9 @@ class ServerFeedback:
         them), without a signal built for it. True if a waiting request may now go."""
         if not 200 <= status < 400:
             return False
-        self._clean_answer(sent_at, received_at)
+        # ``_clean_answer``, inline (most answers come this way):
+        self._answered.append((sent_at, received_at, True))
+        self._throttles_in_row = 0
         if self.corrected is not None and sent_at <= self._corrected_by:
             self._refit_burst(sent_at, received_at, 0)
             return True
@@ -649,7 +667,8 @@ class ServerFeedback:
         return True
 
     def _clean_answer(self, sent_at: float, received_at: float) -> None:
-        """A success that was not a throttle: remembered for learning, ends a run of 429s."""
+        """A success that was not a throttle: remembered for learning, ends a run of 429s.
+        (Also inline in ``quiet_answer``: a change here goes there too.)"""
         self._answered.append((sent_at, received_at, True))
         self._throttles_in_row = 0
 
@@ -706,6 +725,7 @@ class ServerFeedback:
             budget = min(budget, existing.budget)
             reset_at = max(reset_at, existing.reset_at)
         self.caps[key] = _Cap(budget, reset_at, reset_at + self._jitter(reset_at - now))
+        self._requiet()
 
     # -- pauses ---------------------------------------------------------------------
 
@@ -726,6 +746,7 @@ class ServerFeedback:
         elif self.learning:
             self.cwnd = 1.0  # nothing known: one probe again
         self._run_start = release
+        self._requiet()
         return True
 
     # -- learning -------------------------------------------------------------------
@@ -736,6 +757,7 @@ class ServerFeedback:
             self.slow_start += 1.0
             if self.slow_start >= self._slow_start_to:
                 self.slow_start = None
+                self._requiet()
         if self.cwnd is not None:
             # About one more per clean round trip, never past _PROBE_MAX: the requests
             # in flight when the first 429 comes back are all rejected too, and
@@ -1032,6 +1054,7 @@ class ServerFeedback:
         for _ in range(in_flight - len(self.learned.live)):
             limiter.acquire(now, 1.0, pending=False)
         self.cwnd = None
+        self._requiet()
 
     def is_idle(self, now: float) -> bool:
         """Nothing the server said still binds, and nothing was learned."""

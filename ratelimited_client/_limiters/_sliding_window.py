@@ -122,6 +122,7 @@ class SlidingWindowLimiter:
         return now
 
     def _append(self, at: float, cost: float) -> int:
+        # Also inline in ``try_acquire``: a change here goes there too.
         self._at.append(at)
         self._costs.append(cost)
         for window in self._windows:
@@ -167,10 +168,17 @@ class SlidingWindowLimiter:
     def try_acquire(self, now: float, cost: float) -> Ticket | None:
         now = self._prune(now)
         pending = self._pending
-        for window in self._windows:
+        windows = self._windows
+        for window in windows:
             if window.used + pending + cost - window.limit > 1e-9:
                 return None
-        return self._append(now, cost)
+        # ``_append`` inline: the throttle's fast path takes every request through here.
+        at = self._at
+        at.append(now)
+        self._costs.append(cost)
+        for window in windows:
+            window.used += cost
+        return self._seq0 + len(at) - 1
 
     def settle(self, ticket: Ticket, at: float) -> None:
         if isinstance(ticket, int):  # dated: its sequence number

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 # What a (lowered) header name tells ``scan_headers``, remembered per name: most
 # responses repeat the same few names, and a dict lookup is a fraction of the three
 # substring searches. Bounded, so a server inventing names cannot grow it.
-_OTHER: Final = 0
+_OTHER: Final = 0  # falsy: ``scan_headers`` skips a line on ``not kind``
 _SIGNAL: Final = 1
 _LENGTH: Final = 2
 _AGE: Final = 3
@@ -61,7 +61,7 @@ def scan_headers(headers: HeaderMap) -> HeaderScan:
         kind = kinds.get(lower)
         if kind is None:
             kind = _name_kind(lower)
-        if kind == _OTHER:
+        if not kind:  # _OTHER: most lines
             continue
         if kind == _SIGNAL:
             signal = True

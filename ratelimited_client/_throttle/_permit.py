@@ -116,9 +116,11 @@ class Permit:
         return pauses
 
     def observe_quiet(self, status: int, received_at: float, *, cached: bool) -> None:
-        """``observe`` for an answer that says nothing of rate limits (most of them)."""
+        """``observe`` for an answer that says nothing of rate limits (most of them):
+        settles first too."""
         if not self._settled:
-            self.settle()
+            self._settled = True  # ``settle``, inline: most answers come this way
+            self._throttle.settle_permit(self)
         if not cached and self.bucket.feedback.quiet_answer(status, self.sent_at, received_at):
             self._throttle.kick(self.bucket)
         if self._holding:
