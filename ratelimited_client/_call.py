@@ -687,10 +687,15 @@ def begin_call(
     state: ClientState, library: HttpLibrary, policy: RetryPolicy, request: RequestView
 ) -> CallStart:
     """Before a call's first attempt: its start, key and origin, and whether its body can
-    be sent again (asked before the first send); its idempotency key set if the policy
-    sets one, and the retry budget told of one more request."""
+    be sent again (asked before the first send: reading a streamed body into memory
+    makes it look replayable); its idempotency key set if the policy sets one, and the
+    retry budget told of one more request."""
     started = state.throttle.now()
-    key, origin = state.key_and_origin(request)
+    origin = origin_key(request)
+    if state.keyed_by_origin and KEY_EXTENSION not in request.extensions:
+        key: Hashable = origin  # the common case of ``key_and_origin``, inline
+    else:
+        key, origin = state.key_and_origin(request)
     can_replay = library.replayable(request)
     if (
         policy.auto_idempotency_key
