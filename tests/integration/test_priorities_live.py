@@ -2,10 +2,9 @@
 
 The mock allows a strict sliding window of 20 requests a second. A batch of 300
 requests at priority 0 saturates it from the start; 25 interactive requests
-arrive one every 200 ms for 5 s. With FIFO (all at priority 0), each interactive
-request waits behind the whole queued batch; at priority 10 it takes the first
-slot that frees after it arrives; with a 25 % reserve for priority >= 10 it finds
-a slot free at once. The server never sees more than 20 in any second.
+arrive one every 200 ms for 5 s. At priority 10 each interactive request takes
+the first slot that frees after it arrives; with a 25 % reserve for priority >= 10
+it finds a slot free at once. The server never sees more than 20 in any second.
 
 Waits are the throttle's own (``Throttled.waited``, from arrival to admission);
 the bounds here are loose for a busy machine, the benchmark holds the tight ones.
@@ -32,7 +31,9 @@ pytestmark = [pytest.mark.slow]
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-@pytest.mark.parametrize("mode", ["fifo", "priority", "reserve"])
+# (FIFO, where they wait behind the whole batch, is the benchmark's contrast:
+# bench_priorities.py, p99 14.5 s; here it would add 16 s for no new behaviour.)
+@pytest.mark.parametrize("mode", ["priority", "reserve"])
 async def test_interactive_requests_overtake_a_saturating_batch(
     mock_api_server: MockAPIServerFactory, anyio_backend: str, mode: str
 ) -> None:
@@ -40,15 +41,11 @@ async def test_interactive_requests_overtake_a_saturating_batch(
     options: dict[str, Any] = {}
     if mode == "reserve":
         options["priority_reserve"] = PriorityReserve(share=0.25, priority=10)
-    urgent = 0 if mode == "fifo" else 10
+    urgent = 10
     outcome = await run(server.url, urgent, **options)
     stats = server.stats()
     assert stats.rejected == 0
     assert stats.max_received_in_window <= LIMIT
-    if mode == "fifo":
-        # Behind the queued batch: seconds (the last ones wait for most of it).
-        assert p99(outcome.waits[0]) > 5.0
-        return
     interactive = outcome.waits[10]
     assert len(interactive) == INTERACTIVE
     if mode == "priority":
