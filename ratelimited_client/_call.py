@@ -349,6 +349,15 @@ def wants_body(status: int, headers: Any, scan: HeaderScan) -> bool:
     return "json" in headers.get("content-type", "")
 
 
+def call_tenant(state: ClientState, request: RequestView) -> Hashable | None:
+    """A request's tenant: its ``ratelimit_tenant`` extension, else the client's
+    ``tenant`` function's answer, else ``None``."""
+    tenant = request.extensions.get(TENANT_EXTENSION)
+    if tenant is None and state.tenant is not None:
+        tenant = state.tenant(request)
+    return tenant
+
+
 def call_priority(extensions: Mapping[str, Any]) -> int:
     """A request's priority: its call's options' (``CallOptions.priority``), else its
     ``ratelimit_priority`` extension, else 0."""
@@ -475,9 +484,19 @@ class Attempt(_Named):
     def admitted(self, permit: Permit) -> None:
         waited = permit.sent_at - self.asked
         throttle = self.state.throttle
-        rank = call_priority(self.request.extensions)
+        request = self.request
+        rank = call_priority(request.extensions)
+        tenant = call_tenant(self.state, request)
         self.state.hooks.emit(
-            "on_throttled", Throttled(self.bucket, self.route, waited, throttle.queued, rank)
+            "on_throttled",
+            Throttled(
+                self.bucket,
+                self.route,
+                waited,
+                throttle.queued,
+                rank,
+                None if tenant is None else str(tenant),
+            ),
         )
 
     def sending(self) -> None:
@@ -592,9 +611,7 @@ def attempt_flow(
     if permit is None:  # it may have to wait: the driver's throttle queues it
         options = extensions.get(CALL_EXTENSION) if extensions else None
         rank = call_priority(extensions)
-        tenant = extensions.get(TENANT_EXTENSION)
-        if tenant is None and state.tenant is not None:
-            tenant = state.tenant(request)
+        tenant = call_tenant(state, request)
         if options is None or options.queue_wait is None:
             permit = yield Admit(key, cost, origin, deadline, None, units or None, rank, tenant)
         else:

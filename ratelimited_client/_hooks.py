@@ -122,6 +122,7 @@ class Throttled:
         waited: seconds spent in the throttle (0 on the fast path).
         queued: requests still waiting in this client's throttle at admission.
         priority: the attempt's priority in its bucket's queue (0 by default).
+        tenant: whose share of the bucket it took (``None`` without tenants).
     """
 
     bucket: str
@@ -129,6 +130,7 @@ class Throttled:
     waited: float
     queued: int
     priority: int = 0
+    tenant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,6 +180,25 @@ class _Instruments(Collector):
             buckets=_WAIT_BUCKETS,
             registry=registry,
         )
+        self.admitted_by_priority = Counter(
+            f"{ns}_admitted_by_priority",
+            "Attempts the throttle admitted, by bucket and priority.",
+            ["bucket", "priority"],
+            registry=registry,
+        )
+        self.admitted_by_tenant = Counter(
+            f"{ns}_admitted_by_tenant",
+            "Attempts the throttle admitted, by bucket and tenant (with tenants only).",
+            ["bucket", "tenant"],
+            registry=registry,
+        )
+        self.tenant_wait = Histogram(
+            f"{ns}_tenant_wait_seconds",
+            "Seconds an attempt waited in the throttle, by bucket and tenant (with tenants only).",
+            ["bucket", "tenant"],
+            buckets=_WAIT_BUCKETS,
+            registry=registry,
+        )
         self.units_reserved = Counter(
             f"{ns}_units_reserved",
             "Units of other quotas (a model API's tokens) reserved at their estimates "
@@ -444,9 +463,13 @@ class PrometheusMetrics(Hooks):
         m = self._m
         bucket = m.labels("bucket", event.bucket)
         m.wait.labels(bucket).observe(event.waited)
-        m.priority_wait.labels(bucket, m.labels("priority", str(event.priority))).observe(
-            event.waited
-        )
+        rank = m.labels("priority", str(event.priority))
+        m.priority_wait.labels(bucket, rank).observe(event.waited)
+        m.admitted_by_priority.labels(bucket, rank).inc()
+        if event.tenant is not None:
+            tenant = m.labels("tenant", event.tenant)
+            m.admitted_by_tenant.labels(bucket, tenant).inc()
+            m.tenant_wait.labels(bucket, tenant).observe(event.waited)
 
     def on_paused(self, event: Paused) -> None:
         m = self._m

@@ -6,6 +6,7 @@ throttle with threads; a property test that the quota and every cap hold."""
 from __future__ import annotations
 
 import collections
+import functools
 import threading
 from typing import Any
 
@@ -16,7 +17,14 @@ import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ratelimited_client import TENANT_EXTENSION, ConfigurationError, Rate, RateLimitedClient
+from ratelimited_client import (
+    TENANT_EXTENSION,
+    ConfigurationError,
+    PrometheusMetrics,
+    Rate,
+    RateLimitedClient,
+    priority,
+)
 from ratelimited_client._options import build_throttle
 from ratelimited_client._throttle import SyncThrottle, Throttle
 from ratelimited_client.testing import FakeClock, virtual_time
@@ -160,6 +168,30 @@ async def test_the_client_takes_tenants_from_a_function_or_an_extension() -> Non
         "free": 4,
     }
     assert stats.waiting_by_tenant == {}
+
+
+@pytest.mark.anyio
+async def test_metrics_count_admissions_and_waits_by_priority_and_tenant() -> None:
+    metrics = PrometheusMetrics()
+    with respx.mock(base_url=API) as api, virtual_time():
+        api.get(url__regex=r"/\w+").mock(return_value=httpx.Response(200))
+        async with RateLimitedClient(
+            base_url=API,
+            rate="1/second",
+            metrics=metrics,
+            tenant=lambda request: request.url.path.strip("/"),
+        ) as client:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(client.get, "/acme")
+                tasks.start_soon(functools.partial(client.get, "/globex", extensions=priority(5)))
+                tasks.start_soon(client.get, "/acme")
+        text = metrics.render().decode()
+    bucket = f'bucket="{API}:443"'
+    assert f'ratelimited_client_admitted_by_tenant_total{{{bucket},tenant="acme"}} 2.0' in text
+    assert f'ratelimited_client_admitted_by_tenant_total{{{bucket},tenant="globex"}} 1.0' in text
+    assert f'ratelimited_client_admitted_by_priority_total{{{bucket},priority="0"}} 2.0' in text
+    assert f'ratelimited_client_admitted_by_priority_total{{{bucket},priority="5"}} 1.0' in text
+    assert f'ratelimited_client_tenant_wait_seconds_count{{{bucket},tenant="acme"}} 2.0' in text
 
 
 def test_the_blocking_throttle_shares_between_tenants() -> None:
