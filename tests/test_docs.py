@@ -40,12 +40,12 @@ def test_the_getting_started_program_runs_as_its_page_shows() -> None:
 
 @pytest.mark.slow
 def test_the_model_api_program_runs_as_its_page_shows() -> None:
-    """``docs/examples/model_tokens.py`` (included in docs/model-apis.md): 24 calls
+    """``docs/examples/model_tokens.py`` (included in docs/model-apis.md): 16 calls
     through the real openai SDK at a mock allowing 4,000 tokens per 5 s: no 429, the
     tokens settled equal to what the server charged, never over 4,000 in 5 s."""
     printed = _run_example("model_tokens.py")
     found = re.match(
-        r"reserved 9600 tokens, settled (\d+); the server charged (\d+), "
+        r"reserved 6400 tokens, settled (\d+); the server charged (\d+), "
         r"at most (\d+) in any 5 s, 0 × 429, \d+\.\d s$",
         printed,
     )

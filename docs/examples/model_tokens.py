@@ -1,4 +1,4 @@
-"""Requests and tokens: 24 chat calls through the real openai SDK to the bundled mock,
+"""Requests and tokens: 16 chat calls through the real openai SDK to the bundled mock,
 which allows 4,000 tokens per 5 s (a small stand-in for a tokens-per-minute quota)
 and answers 429 past that. Runs offline (the mock is served on 127.0.0.1).
 
@@ -41,7 +41,7 @@ async def main(url: str) -> UnitStatistics:
             )
 
         async with anyio.create_task_group() as tg:
-            for i in range(24):
+            for i in range(16):
                 tg.start_soon(ask, i)
         (bucket,) = http_client.statistics().buckets.values()
         return bucket.units["tokens"]
