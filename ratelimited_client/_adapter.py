@@ -385,15 +385,7 @@ class AsyncTransportBase(_TransportBase):
         raise call.deadline_passed()
 
     def _admit(self, effect: Admit) -> Awaitable[Permit]:
-        acquired = self._throttle.acquire(
-            effect.key,
-            effect.cost,
-            origin=effect.origin,
-            deadline=effect.deadline,
-            units=effect.units,
-            priority=effect.priority,
-            tenant=effect.tenant,
-        )
+        acquired = self._throttle.acquire(effect.key, effect.cost, **effect.terms())
         if effect.queue_wait is None:
             return acquired
         return self._admit_within(acquired, effect)
@@ -500,15 +492,7 @@ class SyncTransportBase(_TransportBase):
 
     def _admit(self, effect: Admit) -> Awaitable[Permit]:
         try:
-            permit = self._throttle.acquire_sync(
-                effect.key,
-                effect.cost,
-                origin=effect.origin,
-                deadline=effect.deadline,
-                units=effect.units,
-                priority=effect.priority,
-                tenant=effect.tenant,
-            )
+            permit = self._throttle.acquire_sync(effect.key, effect.cost, **effect.terms())
         except DeadlineExceededError as passed:
             if effect.queue_wait is None:
                 raise

@@ -138,6 +138,17 @@ class Admit:
         self.priority = priority  # its place in the bucket's queue: higher sooner
         self.tenant = tenant  # whose share of the bucket it takes
 
+    def terms(self) -> dict[str, Any]:
+        """What the throttle's ``acquire`` (or ``acquire_sync``) takes beside the key
+        and the cost."""
+        return {
+            "origin": self.origin,
+            "deadline": self.deadline,
+            "units": self.units,
+            "priority": self.priority,
+            "tenant": self.tenant,
+        }
+
 
 class Authorize:
     """Let an OAuth flow put a fresh token on the request (it may refresh). -> None."""
@@ -481,12 +492,16 @@ class Attempt(_Named):
         if heard:
             self.asked = self.sent = state.throttle.clock.now()
 
-    def admitted(self, permit: Permit) -> None:
+    def admitted(self, permit: Permit, asked: Admit | None) -> None:
+        """Admitted: through the queue as ``asked`` (its priority and tenant worked out
+        already), or on the fast path (``None``: they are worked out here)."""
         waited = permit.sent_at - self.asked
         throttle = self.state.throttle
-        request = self.request
-        rank = call_priority(request.extensions)
-        tenant = call_tenant(self.state, request)
+        if asked is None:
+            rank = call_priority(self.request.extensions)
+            tenant = call_tenant(self.state, self.request)
+        else:
+            rank, tenant = asked.priority, asked.tenant
         self.state.hooks.emit(
             "on_throttled",
             Throttled(
@@ -608,20 +623,20 @@ def attempt_flow(
         else None
     )
     permit = None if units else throttle.admit_now(key, cost, origin)
+    asked = None
     if permit is None:  # it may have to wait: the driver's throttle queues it
         options = extensions.get(CALL_EXTENSION) if extensions else None
         rank = call_priority(extensions)
         tenant = call_tenant(state, request)
         if options is None or options.queue_wait is None:
-            permit = yield Admit(key, cost, origin, deadline, None, units or None, rank, tenant)
+            asked = Admit(key, cost, origin, deadline, None, units or None, rank, tenant)
         else:
             until = throttle.now() + options.queue_wait
             until = until if deadline is None else min(deadline, until)
-            permit = yield Admit(
-                key, cost, origin, until, options.queue_wait, units or None, rank, tenant
-            )
+            asked = Admit(key, cost, origin, until, options.queue_wait, units or None, rank, tenant)
+        permit = yield asked
     if step is not None:
-        step.admitted(permit)
+        step.admitted(permit, asked)
     try:
         auth = extensions.get(AUTH_EXTENSION)
         if auth is not None:

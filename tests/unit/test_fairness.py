@@ -16,6 +16,7 @@ import pytest
 import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_priorities import _build, _throttle
 
 from ratelimited_client import (
     TENANT_EXTENSION,
@@ -25,31 +26,11 @@ from ratelimited_client import (
     RateLimitedClient,
     priority,
 )
-from ratelimited_client._options import build_throttle
 from ratelimited_client._throttle import SyncThrottle, Throttle
 from ratelimited_client.testing import FakeClock, virtual_time
 
 API = "https://api.test"
 KEY = "shared"
-
-
-def _build(clock: FakeClock | None, rate: Rate, **options: Any) -> object:
-    return build_throttle(
-        rate=rate,
-        max_concurrency=None,
-        max_queued=None,
-        latency_proof=False,
-        learn=False,
-        clock=clock,
-        slow_start=False,
-        **options,
-    )
-
-
-def _throttle(clock: FakeClock, rate: Rate, **options: Any) -> Throttle:
-    built = _build(clock, rate, **options)
-    assert isinstance(built, Throttle)
-    return built
 
 
 async def _backlog(
@@ -195,7 +176,7 @@ async def test_metrics_count_admissions_and_waits_by_priority_and_tenant() -> No
 
 
 def test_the_blocking_throttle_shares_between_tenants() -> None:
-    throttle = _build(None, Rate(4, 0.1), tenant_weights={"b": 3}, sync=True)
+    throttle = _build(Rate(4, 0.1), None, tenant_weights={"b": 3}, sync=True)
     assert isinstance(throttle, SyncThrottle)
     order: list[str] = []
     lock = threading.Lock()
