@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ._redis import OnUnavailable, RedisBackend, RemoteAdmission, RemoteDecision
+from ._redis import OnUnavailable, Place, RedisBackend, RemoteAdmission, RemoteDecision
 
-__all__ = ["OnUnavailable", "RedisBackend", "RemoteAdmission", "RemoteDecision"]
+__all__ = ["OnUnavailable", "Place", "RedisBackend", "RemoteAdmission", "RemoteDecision"]

@@ -33,7 +33,7 @@ from .._rate import Rate, SlidingWindow, TokenBucket
 if TYPE_CHECKING:
     from .._rate import LimitSpec
 
-__all__ = ["OnUnavailable", "RedisBackend", "RemoteAdmission", "RemoteDecision"]
+__all__ = ["OnUnavailable", "Place", "RedisBackend", "RemoteAdmission", "RemoteDecision"]
 
 OnUnavailable = Literal["fail_closed", "fail_open", "local"]
 _MODES: Final = ("fail_closed", "fail_open", "local")
@@ -75,15 +75,36 @@ class RemoteDecision(NamedTuple):
 
 
 class RemoteAdmission:
-    """Private. One admission taken in Redis: what settling it needs."""
+    """Private. One admission taken in Redis: what settling it needs (the keys of its
+    sliding windows, its units and its id)."""
 
-    __slots__ = ("bucket", "cost", "id", "specs")
+    __slots__ = ("cost", "id", "windows")
 
-    def __init__(self, bucket: str, specs: tuple[LimitSpec, ...], cost: int, ident: str) -> None:
-        self.bucket = bucket
-        self.specs = specs
+    def __init__(self, windows: list[str], cost: int, ident: str) -> None:
+        self.windows = windows
         self.cost = cost
         self.id = ident
+
+
+class Place(NamedTuple):
+    """Private. A process's head of a bucket's queue, as it asks Redis: its place in
+    the line that all processes' heads share (see ``acquire.lua``)."""
+
+    owner: str  # the throttle whose head asks (its places are one per tenant)
+    tenant: str  # whose share it takes ("" for none)
+    weight: float  # the tenant's weight
+    priority: int
+    waited: float  # seconds it has waited in its process (for promotion)
+    promote_after: float | None
+    held: float  # units it must leave free beside its cost (a priority reserve)
+    caps: tuple[LimitSpec, ...] = ()  # the tenant's own cap inside the bucket's quota
+    more: bool = False  # the owner has more of the tenant's requests waiting
+
+
+# How long a head's place outlives the turn it was told, should its process be gone.
+_PLACE_GRACE_US: Final = 500_000
+# How late a place may be for its turn and still hold the others back by its share.
+_PLACE_FRESH_US: Final = 100_000
 
 
 class RedisBackend:
@@ -185,7 +206,10 @@ class RedisBackend:
         # Admission ids: unique per process and call, cheaper than a uuid each time.
         self._ids = uuid.uuid4().hex[:12] + ":"
         self._counter = itertools.count()
-        self._prepared: dict[tuple[str, tuple[LimitSpec, ...]], tuple[list[str], list[str]]] = {}
+        self._prepared: dict[
+            tuple[str, tuple[LimitSpec, ...], str, tuple[LimitSpec, ...]],
+            tuple[list[str], list[str], list[str]],
+        ] = {}
 
     # -- where state lives ------------------------------------------------------------
 
@@ -200,30 +224,33 @@ class RedisBackend:
             return f"redis {parts.scheme}://{host}{port}"
         return "redis (a given client)"
 
-    def keys(self, bucket: str, specs: tuple[LimitSpec, ...]) -> list[str]:
-        """The pause key, the learned-limit key and one key per limit; one hash
-        slot per bucket."""
+    def keys(
+        self, bucket: str, specs: tuple[LimitSpec, ...], tenant: str | None = None
+    ) -> list[str]:
+        """The pause key, the learned-limit key and one key per limit (of ``tenant``'s
+        own cap, when given); one hash slot per bucket."""
         tag = f"{{{self.prefix}:{bucket}}}"
         found = [f"{tag}:pause", f"{tag}:learned"]
+        scope = "" if tenant is None else f"tenant:{tenant}:"
         for spec in specs:
             rate = spec.rate
             if isinstance(spec, TokenBucket):
                 burst = spec.burst or rate.limit
-                found.append(f"{tag}:gcra:{rate.limit:g}/{rate.period:g}:{burst:g}")
+                found.append(f"{tag}:{scope}gcra:{rate.limit:g}/{rate.period:g}:{burst:g}")
             else:
-                found.append(f"{tag}:sw:{rate.limit:g}/{rate.period:g}")
+                found.append(f"{tag}:{scope}sw:{rate.limit:g}/{rate.period:g}")
         return found
 
     @staticmethod
-    def _spec_args(specs: tuple[LimitSpec, ...]) -> list[str]:
+    def _spec_args(specs: tuple[LimitSpec, ...], scope: str) -> list[str]:
         args: list[str] = []
         for spec in specs:
             rate = spec.rate
             period = str(round(rate.period * 1_000_000))
             if isinstance(spec, TokenBucket):
-                args += ["gcra", f"{rate.limit:g}", period, f"{spec.burst or rate.limit:g}"]
+                args += ["gcra", f"{rate.limit:g}", period, f"{spec.burst or rate.limit:g}", scope]
             else:
-                args += ["sw", f"{rate.limit:g}", period, "0"]
+                args += ["sw", f"{rate.limit:g}", period, "0", scope]
         return args
 
     def _sync_client(self) -> Any:
@@ -270,6 +297,29 @@ class RedisBackend:
 
     # -- the three operations, sync and async -------------------------------------------
 
+    def _prepare(
+        self, bucket: str, specs: tuple[LimitSpec, ...], tenant: str, caps: tuple[LimitSpec, ...]
+    ) -> tuple[list[str], list[str], list[str]]:
+        """The keys, the limits' arguments and the sliding windows' keys of an
+        admission on ``bucket`` by ``tenant`` (worked out once per combination)."""
+        found = self._prepared.get((bucket, specs, tenant, caps))
+        if found is None:
+            if len(self._prepared) > 4096:
+                self._prepared.clear()
+            tag = f"{{{self.prefix}:{bucket}}}"
+            quota = self.keys(bucket, specs)
+            own = self.keys(bucket, caps, tenant)[2:]
+            keys = [*quota[:2], f"{tag}:vtime", f"{tag}:line", f"{tag}:finish:{tenant}"]
+            keys += quota[2:] + own
+            windows = [
+                key
+                for key, spec in zip(quota[2:] + own, specs + caps, strict=True)
+                if isinstance(spec, SlidingWindow)
+            ]
+            found = (keys, self._spec_args(specs, "q") + self._spec_args(caps, "t"), windows)
+            self._prepared[(bucket, specs, tenant, caps)] = found
+        return found
+
     def _acquire_args(
         self,
         bucket: str,
@@ -277,24 +327,35 @@ class RedisBackend:
         cost: float,
         now_us: int | None,
         learned: bool,
+        place: Place | None,
     ) -> tuple[list[str], list[str], RemoteAdmission]:
         units = max(1, math.ceil(cost))
-        admission = RemoteAdmission(bucket, specs, units, f"{self._ids}{next(self._counter)}")
-        prepared = self._prepared.get((bucket, specs))
-        if prepared is None:
-            if len(self._prepared) > 4096:
-                self._prepared.clear()
-            prepared = self._prepared[(bucket, specs)] = (
-                self.keys(bucket, specs),
-                self._spec_args(specs),
-            )
-        keys, spec_args = prepared
+        if place is None:
+            keys, spec_args, windows = self._prepare(bucket, specs, "", ())
+            line = ["", "1", "0", "0", "-1", "0", "0", "", "0", "0"]
+        else:
+            keys, spec_args, windows = self._prepare(bucket, specs, place.tenant, place.caps)
+            promote = place.promote_after
+            line = [
+                f"{place.owner}|{place.tenant}",
+                repr(float(place.weight)),
+                str(int(place.priority)),
+                str(max(0, round(place.waited * 1_000_000))),
+                "-1" if promote is None else str(round(promote * 1_000_000)),
+                str(_PLACE_GRACE_US),
+                str(math.ceil(place.held)),
+                f"{place.owner}|",
+                "1" if place.more else "0",
+                str(_PLACE_FRESH_US),
+            ]
+        admission = RemoteAdmission(windows, units, f"{self._ids}{next(self._counter)}")
         argv = [
             "" if now_us is None else str(now_us),
             str(units),
             admission.id,
             "take",
             "1" if learned else "0",
+            *line,
         ]
         return keys, argv + spec_args, admission
 
@@ -304,6 +365,10 @@ class RedisBackend:
         learned = _parse_learned(raw[3]) if len(raw) > 3 else None
         return RemoteDecision(admission if admitted else None, wait_us / 1_000_000, learned)
 
+    def new_owner(self) -> str:
+        """A name for one throttle's places in the buckets' lines."""
+        return f"{self._ids}{next(self._counter)}"
+
     def acquire_sync(
         self,
         bucket: str,
@@ -312,11 +377,17 @@ class RedisBackend:
         *,
         learned: bool = False,
         now_us: int | None = None,
+        place: Place | None = None,
     ) -> RemoteDecision:
         """Take ``cost`` on every limit now, in one round trip, or say how many
         seconds until it would fit; with ``learned``, also read the limit some
-        process learned for the bucket (for buckets with no configured limit)."""
-        keys, argv, admission = self._acquire_args(bucket, specs, cost, now_us, learned)
+        process learned for the bucket (for buckets with no configured limit).
+
+        With a ``place``, the asking head keeps its turn in the line all processes'
+        heads of the bucket share (priorities, fair shares between tenants, the
+        tenant's own cap): it is admitted only after the heads ahead of it, and told
+        to come back when its own slot frees."""
+        keys, argv, admission = self._acquire_args(bucket, specs, cost, now_us, learned, place)
         client = self._sync_client()
         self.round_trips += 1
         raw = self._guard(lambda: self._script(client, "acquire")(keys=keys, args=argv))
@@ -330,17 +401,16 @@ class RedisBackend:
         *,
         learned: bool = False,
         now_us: int | None = None,
+        place: Place | None = None,
     ) -> RemoteDecision:
         """The async twin of :meth:`acquire_sync`."""
-        keys, argv, admission = self._acquire_args(bucket, specs, cost, now_us, learned)
+        keys, argv, admission = self._acquire_args(bucket, specs, cost, now_us, learned, place)
         raw = await self._call("acquire", keys, argv)
         return self._answer(raw, admission)
 
-    def _settle_args(
-        self, admission: RemoteAdmission, now_us: int | None
-    ) -> tuple[list[str], list[str]]:
-        sliding = tuple(s for s in admission.specs if isinstance(s, SlidingWindow))
-        keys = self.keys(admission.bucket, sliding)[2:]
+    @staticmethod
+    def _settle_args(admission: RemoteAdmission, now_us: int | None) -> tuple[list[str], list[str]]:
+        keys = admission.windows
         argv = ["" if now_us is None else str(now_us), str(admission.cost), admission.id, "1000"]
         return keys, argv
 

@@ -240,7 +240,7 @@ class Throttle(ThrottleCore):
                     if bucket.remote is None:
                         break
                     # One round trip: admitted, or told when to come back (no polling).
-                    remote, wait = await self._remote_acquire(bucket, cost)
+                    remote, wait = await self._remote_acquire(bucket, waiter, now)
                     if wait <= 0:
                         break
                     now = self.clock.now()
@@ -264,10 +264,11 @@ class Throttle(ThrottleCore):
         return permit
 
     async def _remote_acquire(
-        self, bucket: _Bucket, cost: float
+        self, bucket: _Bucket, waiter: _Waiter, now: float
     ) -> tuple[RemoteAdmission | None, float]:
         assert self.backend is not None  # noqa: S101
-        return await self._remote_acquire_with(self.backend, bucket, cost)
+        place = self._place(bucket, waiter, now)
+        return await self._remote_acquire_with(self.backend, bucket, waiter.cost, place)
 
     async def after_answer(self, permit: Permit, pauses: list[tuple[float, str]]) -> None:
         """Tell the shared backend: re-date the admission, publish the server's pauses."""

@@ -19,13 +19,15 @@ from .._errors import BackendUnavailableError
 from .._rate import SlidingWindow
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Hashable, Mapping
 
-    from .._backends import RedisBackend, RemoteAdmission, RemoteDecision
+    from .._backends import Place, RedisBackend, RemoteAdmission, RemoteDecision
     from .._clock import Clock
+    from .._priority import PriorityReserve
     from .._rate import LimitSpec, Rate
     from ._bucket import _Bucket
     from ._permit import Permit
+    from ._waiting import _Waiter
 
 __all__ = ["BackendCalls", "BlockingCalls", "RemoteCoordination"]
 
@@ -37,7 +39,13 @@ class BackendCalls(Protocol):
     own async methods are)."""
 
     def acquire(
-        self, bucket: str, specs: tuple[LimitSpec, ...], cost: float, *, learned: bool
+        self,
+        bucket: str,
+        specs: tuple[LimitSpec, ...],
+        cost: float,
+        *,
+        learned: bool,
+        place: Place | None = None,
     ) -> Awaitable[RemoteDecision]: ...
     def settle(self, admission: RemoteAdmission) -> Awaitable[None]: ...
     def pause(self, bucket: str, seconds: float) -> Awaitable[None]: ...
@@ -53,9 +61,15 @@ class BlockingCalls:
         self.backend = backend
 
     def acquire(
-        self, bucket: str, specs: tuple[LimitSpec, ...], cost: float, *, learned: bool
+        self,
+        bucket: str,
+        specs: tuple[LimitSpec, ...],
+        cost: float,
+        *,
+        learned: bool,
+        place: Place | None = None,
     ) -> Awaitable[RemoteDecision]:
-        return Ready(self.backend.acquire_sync(bucket, specs, cost, learned=learned))
+        return Ready(self.backend.acquire_sync(bucket, specs, cost, learned=learned, place=place))
 
     def settle(self, admission: RemoteAdmission) -> Awaitable[None]:
         self.backend.settle_sync(admission)
@@ -80,6 +94,38 @@ class RemoteCoordination:
     backend: RedisBackend | None
     clock: Clock
     _backend_down: bool
+    promote_after: float | None
+    priority_reserve: PriorityReserve | None
+    tenant_weights: dict[Hashable, float]
+    tenant_rates: Mapping[Hashable, tuple[LimitSpec, ...]]
+    _owner: str | None = None  # names this throttle's places in the buckets' lines
+
+    def _place(self, bucket: _Bucket, waiter: _Waiter, now: float) -> Place:
+        """The head ``waiter``'s place in the line of ``bucket`` that every process's
+        heads share: its priority, tenant, weight and own cap, and how long it waited."""
+        from .._backends import Place
+
+        owner = self._owner
+        if owner is None:
+            assert self.backend is not None  # noqa: S101
+            owner = self._owner = self.backend.new_owner()
+        tenant = waiter.tenant
+        reserve = self.priority_reserve
+        held = 0.0
+        if reserve is not None and bucket.remote:
+            smallest = min(spec.rate.limit for spec in bucket.remote)
+            held = reserve.held_back(waiter.priority, smallest, waiter.cost)
+        return Place(
+            owner,
+            "" if tenant is None else str(tenant),
+            self.tenant_weights.get(tenant, 1.0),
+            waiter.priority,
+            now - waiter.since,
+            self.promote_after,
+            held,
+            self.tenant_rates.get(tenant, ()) if tenant is not None else (),
+            bucket.queue.live_by_tenant.get(tenant, 0) > 1,
+        )
 
     def _unavailable(
         self, bucket: _Bucket, cost: float, error: BackendUnavailableError
@@ -143,13 +189,18 @@ class RemoteCoordination:
             )
 
     async def _remote_acquire_with(
-        self, calls: BackendCalls, bucket: _Bucket, cost: float
+        self, calls: BackendCalls, bucket: _Bucket, cost: float, place: Place | None = None
     ) -> tuple[RemoteAdmission | None, float]:
-        """One admission round trip: the units taken, or the wait the backend asks for."""
+        """One admission round trip: the units taken, or the wait the backend asks for
+        (the head keeps its ``place`` in the line shared by every process's heads)."""
         assert bucket.remote is not None  # noqa: S101
         try:
             decision = await calls.acquire(
-                str(bucket.key), self._remote_specs(bucket), cost, learned=not bucket.remote
+                str(bucket.key),
+                self._remote_specs(bucket),
+                cost,
+                learned=not bucket.remote,
+                place=place,
             )
         except BackendUnavailableError as error:
             return self._unavailable(bucket, cost, error)

@@ -146,7 +146,7 @@ class SyncThrottle(ThrottleCore):
                 if bucket.remote is None:
                     return self._admit(bucket, cost, now, units, waiter.tenant)
                 try:
-                    remote, wait = self._remote_acquire_sync(bucket, cost)
+                    remote, wait = self._remote_acquire_sync(bucket, waiter, now)
                 except BaseException:
                     self._give_slot()
                     raise
@@ -176,11 +176,12 @@ class SyncThrottle(ThrottleCore):
         self._changed.wait(None if math.isinf(wait) else wait)
 
     def _remote_acquire_sync(
-        self, bucket: _Bucket, cost: float
+        self, bucket: _Bucket, waiter: _Waiter, now: float
     ) -> tuple[RemoteAdmission | None, float]:
         assert self.backend is not None  # noqa: S101
         calls = BlockingCalls(self.backend)
-        return run_blocking(self._remote_acquire_with(calls, bucket, cost))
+        place = self._place(bucket, waiter, now)
+        return run_blocking(self._remote_acquire_with(calls, bucket, waiter.cost, place))
 
     def after_answer_sync(self, permit: Permit, pauses: list[tuple[float, str]]) -> None:
         """Tell the shared backend: re-date the admission, publish the server's pauses."""
