@@ -267,6 +267,16 @@ class _Instruments(Collector):
                 labels=["bucket", "tenant"],
             ),
             GaugeMetricFamily(
+                f"{ns}_reserve_units",
+                "Units of a bucket's quota kept for high priorities (priority_reserve).",
+                labels=["bucket"],
+            ),
+            GaugeMetricFamily(
+                f"{ns}_reserve_in_use",
+                "Units of a bucket's priority reserve taken right now.",
+                labels=["bucket"],
+            ),
+            GaugeMetricFamily(
                 f"{ns}_unit_headroom",
                 "Units of another quota (tokens) a bucket may still spend in its window now.",
                 labels=["bucket", "unit"],
@@ -294,6 +304,8 @@ class _Instruments(Collector):
             limit,
             by_priority,
             by_tenant,
+            reserve_units,
+            reserve_used,
             headroom,
             unit_limit,
             corrected,
@@ -306,6 +318,8 @@ class _Instruments(Collector):
         room: dict[tuple[str, str], float] = {}
         ranks: dict[tuple[str, str], float] = {}
         tenants: dict[tuple[str, str], float] = {}
+        kept: dict[str, float] = {}
+        taken: dict[str, float] = {}
         limits: dict[tuple[str, str], float] = {}
         for source in list(self.sources):
             stats = source.statistics()
@@ -318,6 +332,9 @@ class _Instruments(Collector):
                 if bucket.corrected is not None and bucket.corrected.burst is not None:
                     burst = float(bucket.corrected.burst)
                     bursts[name] = min(bursts.get(name, burst), burst)
+                if bucket.reserve is not None:
+                    kept[name] = kept.get(name, 0.0) + bucket.reserve
+                    taken[name] = taken.get(name, 0.0) + bucket.reserve_in_use
                 for rank, count in bucket.waiting_by_priority.items():
                     key = (name, self.labels("priority", str(rank)))
                     ranks[key] = ranks.get(key, 0.0) + count
@@ -342,6 +359,9 @@ class _Instruments(Collector):
             by_priority.add_metric([name, rank_label], value)
         for (name, tenant_label), value in sorted(tenants.items()):
             by_tenant.add_metric([name, tenant_label], value)
+        for name, value in sorted(kept.items()):
+            reserve_units.add_metric([name], value)
+            reserve_used.add_metric([name], taken[name])
         for (name, unit_label), value in sorted(room.items()):
             headroom.add_metric([name, unit_label], value)
             unit_limit.add_metric([name, unit_label], limits[(name, unit_label)])

@@ -117,6 +117,11 @@ class BucketStatistics:
         waiting_by_priority: the requests queued on this bucket, by priority.
         waiting_by_tenant: the requests queued on this bucket, by tenant (the
             requests without one under ``"None"``).
+        reserve: the units of the bucket's quota kept for high priorities
+            (``priority_reserve``), or ``None`` without a reserve or a local limit.
+        reserve_in_use: how much of ``reserve`` is taken right now: the part of it
+            that is not free (only requests at or above the reserve's priority can
+            have taken it).
     """
 
     key: str
@@ -131,6 +136,8 @@ class BucketStatistics:
     units: Mapping[str, UnitStatistics] = field(default_factory=dict)
     waiting_by_priority: Mapping[int, int] = field(default_factory=dict)
     waiting_by_tenant: Mapping[str, int] = field(default_factory=dict)
+    reserve: float | None = None
+    reserve_in_use: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -505,8 +505,18 @@ class ThrottleCore(RemoteCoordination):
                 del self._buckets[key]
         self._sweep_at = max(_SWEEP_AFTER, 2 * len(self._buckets))
 
+    def _reserve(self, bucket: _Bucket, now: float) -> tuple[float | None, float]:
+        """The units the priority reserve keeps on ``bucket``, and how many of them
+        are taken now (the reserve less the room left, at least 0)."""
+        reserve, limiter = self.priority_reserve, bucket.limiter
+        if reserve is None or limiter is None:
+            return None, 0.0
+        kept = reserve.held_back(reserve.priority - 1, limiter.max_cost, 0.0)
+        return kept, min(kept, max(0.0, kept - limiter.room(now)))
+
     def statistics(self) -> ThrottleStatistics:
         now = self.clock.now()
+        reserves = {key: self._reserve(bucket, now) for key, bucket in self._buckets.items()}
         buckets = {
             str(key): BucketStatistics(
                 key=str(key),
@@ -523,6 +533,8 @@ class ThrottleCore(RemoteCoordination):
                 waiting_by_tenant={
                     str(tenant): count for tenant, count in bucket.queue.live_by_tenant.items()
                 },
+                reserve=reserves[key][0],
+                reserve_in_use=reserves[key][1],
             )
             for key, bucket in self._buckets.items()
         }

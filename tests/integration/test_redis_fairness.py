@@ -18,14 +18,24 @@ import random
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
+import redis
 from test_redis_live import RedisServer, redis_server
 
-from ratelimited_client import Rate, RedisBackend, SlidingWindow, TokenBucket
+from ratelimited_client import (
+    Rate,
+    RateLimitedClient,
+    RedisBackend,
+    SlidingWindow,
+    SyncRateLimitedClient,
+    TokenBucket,
+)
 from ratelimited_client._backends import Place
 
 if TYPE_CHECKING:
@@ -364,3 +374,85 @@ def test_three_processes_share_a_quota_by_weights_over_real_sockets(
     alone = collections.Counter(t for at, t in done if 6.0 <= at < 7.0)
     assert alone["c"] >= 36, alone
     assert alone["a"] == alone["b"] == 0
+
+
+# -- the blocking client and trio take their places too ----------------------------------
+
+
+def test_blocking_clients_in_two_threads_share_by_weights(redis_server: RedisServer) -> None:
+    """Two sync clients (two throttles, as two processes would be), tenants weighted
+    1:2, eight threads each, on a shared 20 a second: 1:2 in the second second."""
+    prefix = f"sync-{uuid.uuid4().hex}"
+    started = time.monotonic()
+    stop = started + 2.2
+    sent: list[tuple[float, str]] = []
+    lock = threading.Lock()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        with lock:
+            sent.append((time.monotonic() - started, request.url.path.split("/")[1]))
+        return httpx.Response(200)
+
+    def run(client: SyncRateLimitedClient, tenant: str) -> None:
+        for i in range(200):  # bounded: 2.2 s at 20 a second needs far fewer
+            if time.monotonic() >= stop:
+                return
+            client.get(f"/{tenant}/{i}")
+
+    clients = {
+        tenant: SyncRateLimitedClient(
+            base_url="http://api.test",
+            transport=httpx.MockTransport(answer),
+            rate="20/second",
+            backend=RedisBackend(redis_server.url, prefix=prefix),
+            tenant=lambda request: request.url.path.split("/")[1],
+            tenant_weights={"c": 2},
+            slow_start=False,
+        )
+        for tenant in ("a", "c")
+    }
+    threads = [
+        threading.Thread(target=run, args=(client, tenant))
+        for tenant, client in clients.items()
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    for client in clients.values():
+        client.close()
+    second = collections.Counter(t for at, t in sent if 1.0 <= at < 2.0)
+    assert 6 <= second["a"] <= 8, second
+    assert 12 <= second["c"] <= 14, second
+    assert most_in_a_window(sent) <= 20
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_async_clients_keep_their_tenants_places(
+    redis_server: RedisServer, anyio_backend: str
+) -> None:
+    """The async client's head asks with its tenant and weight: the tenant's finish tag
+    in Redis moves by cost / weight (gold: 0.25 a request); a tenant new to the line
+    starts at the bucket's virtual time (gold's last start, 0.5), banking nothing."""
+    prefix = f"async-{uuid.uuid4().hex}"
+    backend = RedisBackend(redis_server.url, prefix=prefix)
+    async with RateLimitedClient(
+        base_url="http://api.test",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200)),
+        rate="20/second",
+        backend=backend,
+        key=lambda request: "shared",
+        tenant=lambda request: request.url.path.strip("/"),
+        tenant_weights={"gold": 4},
+    ) as client:
+        for _ in range(3):
+            await client.get("/gold")
+        await client.get("/free")
+    await backend.aclose()
+    raw = redis.Redis.from_url(redis_server.url)
+    tag = f"{{{prefix}:shared}}"
+    assert float(raw.get(f"{tag}:finish:gold") or 0) == pytest.approx(0.75)
+    assert float(raw.get(f"{tag}:finish:free") or 0) == pytest.approx(1.5)
+    raw.close()

@@ -22,6 +22,7 @@ from ratelimited_client import (
     CallOptions,
     ConfigurationError,
     PriorityReserve,
+    PrometheusMetrics,
     Rate,
     RateLimitedClient,
     priority,
@@ -144,6 +145,37 @@ async def test_the_reserve_keeps_room_for_urgent_requests_while_a_batch_saturate
     batch = sorted(t for name, t in times.items() if name.startswith("batch"))
     # The urgent one's slot counts until t=2.5: the batch leaves the reserve free beside it.
     assert batch == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.5]
+
+
+@pytest.mark.anyio
+async def test_statistics_and_metrics_show_the_reserve_in_use() -> None:
+    """8 a second, a quarter kept for >= 10 (2 units): the batch's six leave it free;
+    one urgent request takes half of it, a second all of it, until their slots go."""
+    clock = FakeClock(autojump=True)
+    throttle = _throttle(
+        clock, Rate(8, 1.0), priority_reserve=PriorityReserve(share=0.25, priority=10)
+    )
+    metrics = PrometheusMetrics()
+    metrics.on_attach(throttle)
+
+    def seen() -> tuple[float | None, float, str]:
+        bucket = throttle.statistics().buckets[str(KEY)]
+        text = metrics.render().decode()
+        line = next(x for x in text.splitlines() if x.startswith("ratelimited_client_reserve_in"))
+        return bucket.reserve, bucket.reserve_in_use, line.rsplit(" ", 1)[1]
+
+    permits = [await throttle.acquire(KEY) for _ in range(6)]
+    assert seen() == (2.0, 0.0, "0.0")
+    permits.append(await throttle.acquire(KEY, priority=10))
+    assert seen() == (2.0, 1.0, "1.0")
+    permits.append(await throttle.acquire(KEY, priority=10))
+    assert seen() == (2.0, 2.0, "2.0")
+    for permit in permits:
+        permit.settle()
+        permit.release()
+    await clock.sleep_until(clock.now() + 1.01)
+    assert seen() == (2.0, 0.0, "0.0")
+    assert 'ratelimited_client_reserve_units{bucket="' in metrics.render().decode()
 
 
 @pytest.mark.anyio
