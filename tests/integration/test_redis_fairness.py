@@ -326,7 +326,6 @@ WORKER = textwrap.dedent(
 )
 
 
-@pytest.mark.heavy
 def test_three_processes_share_a_quota_by_weights_over_real_sockets(
     redis_server: RedisServer, mock_api_server: MockAPIServerFactory
 ) -> None:
