@@ -142,6 +142,24 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
                 ]
             )
     rows += _priority_targets(results.get("priorities", []))
+    for r in results.get("fairness", []):
+        after = r["whole_quota_after"]
+        met = (
+            r["deviation"] <= 0.10
+            and r["rejected"] == 0
+            and r["max_in_window"] <= r["limit"]
+            and after is not None
+            and after <= 1.0
+        )
+        rows.append(
+            [
+                f"fair shares ({r['mode']}): 1:1:2 within 10 % over 10 s, ≤ limit a "
+                "second, the whole quota alone within one window",
+                f"off by {r['deviation']:.1%}, {r['max_in_window']}/{r['limit']}, "
+                + ("never" if after is None else f"{after:.2f} s"),
+                _verdict(met),
+            ]
+        )
     return rows
 
 
@@ -491,6 +509,34 @@ def markdown(results: dict[str, Any], plots: str | None = None) -> str:
                     f"{r['x_least']:.3f} ×",
                 ]
                 for r in ranks
+            ],
+        )  # fmt: skip
+    shares = results.get("fairness")
+    if shares:
+        lines += [
+            "",
+            "### Fair shares between tenants",
+            "",
+            f"Three tenants weighted 1:1:2 on a strict sliding window of {shares[0]['limit']} "
+            "a second, 30 requests in flight each, for 11 s; then c alone. Shares over the "
+            "10 s after the first window.",
+            "",
+        ]
+        lines += _table(
+            ["where", "a / b / c a second", "off (10 s)", "worst second", "429s",
+             "max in a second", "c alone has it all from"],
+            [
+                [
+                    r["mode"],
+                    "/".join(f"{v:.1f}" for v in r["rates"].values()),
+                    f"{r['deviation']:.1%}",
+                    f"{r['worst_second']:.0%}",
+                    str(r["rejected"]),
+                    f"{r['max_in_window']}/{r['limit']}",
+                    "never" if r["whole_quota_after"] is None
+                    else f"{r['whole_quota_after']:.2f} s",
+                ]
+                for r in shares
             ],
         )  # fmt: skip
     lines += ["", "### Limiters (no HTTP)"]

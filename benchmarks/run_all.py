@@ -11,7 +11,9 @@
 6. a token quota: the openai SDK over the library against a faithful reimplementation
    of the OpenAI Cookbook's parallel processor (``bench_model_tokens.py``);
 7. urgent requests overtaking a saturating batch: FIFO, priorities, a reserve
-   (``bench_priorities.py``).
+   (``bench_priorities.py``);
+8. fair shares between three weighted tenants, in one process and in three over
+   Redis (``bench_fairness.py``).
 
 Writes ``results-<date>.json`` (or ``quick.json``), ``penalty-timeline.png`` and
 ``lateness.png`` into ``--out`` (default ``benchmarks/results``); with
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import bench_fairness
 import bench_limiters
 import bench_model_tokens
 import bench_overhead
@@ -91,6 +94,10 @@ def run(quick: bool, only: str | None, peer: str | None = None) -> dict[str, Any
         print("priorities ...", flush=True)
         results["priorities"] = bench_priorities.measure()
         print(bench_priorities.report(results["priorities"]), flush=True)
+    if only in (None, "fairness") and not quick:
+        print("fair shares ...", flush=True)
+        results["fairness"] = bench_fairness.measure()
+        print(bench_fairness.report(results["fairness"]), flush=True)
     results["seconds"] = time.monotonic() - started
     return results
 
@@ -103,7 +110,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
     parser.add_argument(
         "--only",
-        help="limiters, overhead, vendors, tokens, priorities, scenarios[:<name prefix>] or "
+        help="limiters, overhead, vendors, tokens, priorities, fairness, "
+        "scenarios[:<name prefix>] or "
         "real[:<limiter prefix>] "
         "(default: all)",
     )
