@@ -94,16 +94,25 @@ async def test_rotating_refresh_tokens_are_never_used_twice(
     mock_api_server: MockAPIServerFactory,
 ) -> None:
     """Refresh-token grant under concurrency: every refresh token is spent exactly once."""
-    server = mock_api_server(**OAUTH, token_ttl=0.5)
+    ttl = 0.5
+    server = mock_api_server(**OAUTH, token_ttl=ttl)
     seed = server.app.tokens.grant_refresh_token()
     auth = OAuth2RefreshToken(f"{server.url}/oauth/token", refresh_token=seed, refresh_margin=0.0)
+    took: list[float] = []
     async with RateLimitedClient(base_url=server.url, auth=auth) as client:
         for _ in range(4):
+            started = time.monotonic()
             assert await fire(client, 100) == [200] * 100
-            await anyio.sleep(0.6)
+            took.append(time.monotonic() - started)
+            await anyio.sleep(ttl + 0.1)
     stats = server.stats()
     assert stats.refresh_token_reuse == 0
-    assert stats.tokens_issued == 4
+    # One token per batch (each starts after the last token expired); a batch slowed
+    # past the token's life by a busy machine needs one more per expiry inside it.
+    most = sum(1 + int(duration / ttl) for duration in took)
+    assert 4 <= stats.tokens_issued <= most, (stats.tokens_issued, took)
+    if max(took) < ttl:
+        assert stats.tokens_issued == 4
 
 
 def closed_port() -> int:
