@@ -41,7 +41,6 @@ from ._call import (
 )
 from ._call_options import CALL_EXTENSION, CallOptions, CallOptionsView
 from ._errors import ConfigurationError, DeadlineExceededError
-from ._http import body_in_memory
 from ._oauth import OAuth2Base
 from ._options import (
     THROTTLE_DEFAULTS,
@@ -322,7 +321,8 @@ class _TransportBase:
                 read = to_read(permit, response, scan, False)
                 content = None
                 if read:
-                    content = body_in_memory(response)
+                    # ``body_in_memory``, inline: an in-memory transport's, read already
+                    content = getattr(response, "_content", None)
                     if content is None:
                         try:
                             content = await self._read(response)

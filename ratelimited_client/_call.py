@@ -67,7 +67,6 @@ from ._signals import (
     ServerClocks,
     builtin_only,
     parse_signal,
-    quiet,
     scan_headers,
 )
 from ._test_mode import applied as test_mode_applied
@@ -735,7 +734,8 @@ def concluded(
     settled and fed what it said; what it said of rate limits (``None``: nothing)
     and the pauses it began."""
     status = response.status_code
-    if state.builtin_dialects and quiet(status, body, scan):
+    # ``quiet(status, body, scan)``, inline:
+    if status < 400 and body is None and not scan.may_signal and state.builtin_dialects:
         # Most answers: a success that says nothing of rate limits: nothing to parse.
         # (Observing it settles the permit: its slots are dated.)
         permit.observe_quiet(status, received_at, cached=scan.cached)
@@ -797,7 +797,7 @@ def begin_call(
         key: Hashable = origin  # the common case of ``key_and_origin``, inline
     else:
         key, origin = state.key_and_origin(request)
-    can_replay = library.replayable(request)
+    can_replay = isinstance(request.stream, library.bytes_stream)  # ``replayable``, inline
     if (
         policy.auto_idempotency_key
         and request.method not in IDEMPOTENT_METHODS
