@@ -333,21 +333,31 @@ class _TransportBase:
             except BaseException:
                 permit.release()
                 raise
-            signal, _ = concluded(
-                shared,
-                request,
-                permit,
-                response,
-                scan,
-                body,
-                received_at,
-                None,
-                1,
-                key,
-                origin,
-                permit.cost,
-            )
-            self._bind(response, permit)
+            status = response.status_code
+            if status < 400 and not scan.may_signal and shared.builtin_dialects:
+                # ``concluded``'s most common case, inline: a quiet answer (a success
+                # whose body is never parsed, with no field a dialect reads).
+                permit.observe_quiet(status, received_at, cached=scan.cached)
+                signal = None
+            else:
+                signal, _ = concluded(
+                    shared,
+                    request,
+                    permit,
+                    response,
+                    scan,
+                    body,
+                    received_at,
+                    None,
+                    1,
+                    key,
+                    origin,
+                    permit.cost,
+                )
+            if response.is_closed:
+                permit.release()  # ``_bind``'s most common case, inline: read already
+            else:
+                self._bind(response, permit)
         except Exception as error:
             if start is None:
                 raise
