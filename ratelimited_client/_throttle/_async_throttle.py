@@ -303,9 +303,14 @@ class Throttle(ThrottleCore):
                 or feedback.too_long_until > self.clock.now()
             ):
                 return  # (a refusal too long is the head's own to raise)
-            permit = self._try_admit(
-                bucket, head.cost, head.origin, None, head.priority, head.tenant
-            )
+            try:
+                permit = self._try_admit(
+                    bucket, head.cost, head.origin, None, head.priority, head.tenant
+                )
+            except Exception:  # noqa: BLE001 - the waiter's own to raise, as head
+                # (a server's quota found spent past max_wait as the wait was worked
+                # out): the admitted head goes on with its permit all the same.
+                return
             if permit is None:
                 return
             head.granted = permit
