@@ -337,8 +337,14 @@ class _TransportBase:
             if status < 400 and not scan.may_signal and shared.builtin_dialects:
                 # ``concluded``'s most common case, inline: a quiet answer (a success
                 # whose body is never parsed, with no field a dialect reads).
-                permit.observe_quiet(status, received_at, cached=scan.cached)
                 signal = None
+                if response.is_closed:
+                    # And ``_bind``'s: read already, nothing to hold. Observed and
+                    # released in one call.
+                    permit.quiet_done(status, received_at, cached=scan.cached)
+                else:
+                    permit.observe_quiet(status, received_at, cached=scan.cached)
+                    self._bind(response, permit)
             else:
                 signal, _ = concluded(
                     shared,
@@ -354,9 +360,6 @@ class _TransportBase:
                     origin,
                     permit.cost,
                 )
-            if response.is_closed:
-                permit.release()  # ``_bind``'s most common case, inline: read already
-            else:
                 self._bind(response, permit)
         except Exception as error:
             if start is None:
@@ -365,7 +368,7 @@ class _TransportBase:
             if then is None:
                 raise
             return await self._drive(then)
-        if start is None or (signal is None and response.status_code not in self._retry_statuses):
+        if start is None or (signal is None and status not in self._retry_statuses):
             return response  # most answers: nothing to retry
         then = self._after_first(request, start, None, (response, signal))
         if then is None:
