@@ -21,6 +21,7 @@ import anyio
 
 from ._blocking import DONE, Ready, run_blocking
 from ._call import (
+    READ_SIGNAL,
     Admit,
     Authorize,
     Call,
@@ -33,6 +34,10 @@ from ._call import (
     after_first,
     attempt_flow,
     begin_call,
+    concluded,
+    json_or_none,
+    quick_admit,
+    to_read,
 )
 from ._call_options import CALL_EXTENSION, CallOptions, CallOptionsView
 from ._errors import ConfigurationError, DeadlineExceededError
@@ -44,7 +49,8 @@ from ._options import (
     resolve_options,
 )
 from ._sdk import ClientDefaults
-from ._throttle import TimeLeftExceededError
+from ._signals import scan_headers
+from ._throttle import Permit, TimeLeftExceededError
 
 if TYPE_CHECKING:
     from collections.abc import (
@@ -52,13 +58,14 @@ if TYPE_CHECKING:
         Awaitable,
         Callable,
         Coroutine,
+        Hashable,
         Iterator,
     )
     from types import TracebackType
 
     from ._call import Answer, CallStart, Flow
     from ._http import HttpLibrary
-    from ._throttle import Permit, SyncThrottle, Throttle, ThrottleStatistics
+    from ._throttle import SyncThrottle, Throttle, ThrottleStatistics
 
 __all__ = [
     "AsyncPermitStreamBody",
@@ -157,6 +164,7 @@ class _TransportBase:
     _transport: Any
     _shared: ClientState
     _retry_statuses: frozenset[int]
+    _quick: bool
     _stream_type: type
     _permit_stream: Callable[[Any, Permit], object]
 
@@ -177,6 +185,9 @@ class _TransportBase:
     def _adopt(self, transport: Any, shared: ClientState) -> None:
         self._transport = transport
         self._shared = shared
+        # Whether a first attempt may run without its flow (``quick_admit``): never
+        # with a shared backend (its answers are published).
+        self._quick = shared.throttle.backend is None
         # The statuses a retry may follow (the client's policy is frozen).
         self._retry_statuses = frozenset(() if shared.retry is None else shared.retry.statuses)
 
@@ -200,10 +211,14 @@ class _TransportBase:
         inner = type(self._transport).__name__
         return f"<{type(self).__name__} {self._shared.throttle!r} over {inner}>"
 
-    def _flow(self, request: Any) -> tuple[Flow, CallStart | None, Call | None]:
-        """The request's first attempt; with retries, the call's start (``after_first``
-        then decides what follows the attempt), and its ``Call`` if it has a deadline
-        (built before the first attempt, for the driver to bound it by)."""
+    def _flow(
+        self, request: Any
+    ) -> tuple[Flow | Permit, CallStart | None, Call | None, Hashable, str | None]:
+        """The request's first attempt: its flow, or its permit when the driver runs it
+        without one (``quick_admit``: ``_drive_quick``); with retries, the call's start
+        (``after_first`` then decides what follows the attempt), and its ``Call`` if it
+        has a deadline (built before the first attempt, for the driver to bound it by);
+        last, the bucket key and origin (``None``: not worked out yet)."""
         shared = self._shared
         if shared.operations is not None:
             shared.operations.apply(request)  # the operation's bucket, cost, priority ...
@@ -212,17 +227,28 @@ class _TransportBase:
         if options is not None:
             policy = options.policy(policy)
         if policy is None:
-            return attempt_flow(shared, self._bind, request, None), None, None
+            if not self._quick:
+                return attempt_flow(shared, self._bind, request, None), None, None, None, None
+            key, origin = shared.key_and_origin(request)
+            permit = quick_admit(shared, request, key, origin)
+            if permit is not None:
+                return permit, None, None, key, origin
+            flow = attempt_flow(shared, self._bind, request, None, 1, key, origin)
+            return flow, None, None, key, origin
         start = begin_call(shared, self._library, policy, request)
         _, key, origin, _ = start
         call = None
         if policy is not shared.retry or policy.deadline is not None:
             # A call's own policy (``CallOptions``) travels in its ``Call``.
             call = Call(shared, self._library, policy, request, start)
+        elif self._quick:
+            permit = quick_admit(shared, request, key, origin)
+            if permit is not None:
+                return permit, start, None, key, origin
         flow = attempt_flow(
             shared, self._bind, request, None if call is None else call.deadline, 1, key, origin
         )
-        return flow, start, call
+        return flow, start, call, key, origin
 
     async def _drive(
         self,
@@ -243,13 +269,13 @@ class _TransportBase:
             while True:
                 try:
                     if isinstance(effect, Send):
-                        value = await self._send(effect)
+                        value = await self._send(effect.request, effect.deadline)
                     elif isinstance(effect, ReadBody):
-                        value = await self._read(effect)
+                        value = await self._read(effect.response)
                     elif isinstance(effect, Admit):
                         value = await self._admit(effect)
                     elif isinstance(effect, Close):
-                        value = await self._close(effect)
+                        value = await self._close(effect.response)
                     elif isinstance(effect, Authorize):
                         value = await self._authorize(effect)
                     elif isinstance(effect, Sleep):
@@ -279,6 +305,76 @@ class _TransportBase:
                 raise
         return await self._drive(then)
 
+    async def _drive_quick(
+        self, permit: Permit, request: Any, start: CallStart | None, key: Hashable, origin: str
+    ) -> Any:
+        """``_drive`` for a first attempt admitted by ``quick_admit`` (no ``Call``): the
+        rest of ``attempt_flow`` with no effect built and no generator stepped, the same
+        steps in the same order (nothing is heard, there is no OAuth, no unit, no shared
+        backend: the effects left are the send, and the body's read and close)."""
+        shared = self._shared
+        try:
+            try:
+                response = await self._send(request, None)
+                received_at = shared.throttle.now()
+                scan = scan_headers(response.headers)
+                read = to_read(permit, response, scan, False)
+                content = None
+                if read:
+                    # ``body_in_memory``, inline: an in-memory transport's, read already
+                    content = getattr(response, "_content", None)
+                    if content is None:
+                        try:
+                            content = await self._read(response)
+                        except Exception:
+                            await self._close(response)
+                            raise
+                body = json_or_none(content) if read == READ_SIGNAL else None
+            except BaseException:
+                permit.release()
+                raise
+            status = response.status_code
+            if status < 400 and not scan.may_signal and shared.builtin_dialects:
+                # ``concluded``'s most common case, inline: a quiet answer (a success
+                # whose body is never parsed, with no field a dialect reads).
+                signal = None
+                if response.is_closed:
+                    # And ``_bind``'s: read already, nothing to hold. Observed and
+                    # released in one call.
+                    permit.quiet_done(status, received_at, cached=scan.cached)
+                else:
+                    permit.observe_quiet(status, received_at, cached=scan.cached)
+                    self._bind(response, permit)
+            else:
+                signal, _ = concluded(
+                    shared,
+                    request,
+                    permit,
+                    response,
+                    scan,
+                    body,
+                    received_at,
+                    None,
+                    1,
+                    key,
+                    origin,
+                    permit.cost,
+                )
+                self._bind(response, permit)
+        except Exception as error:
+            if start is None:
+                raise
+            then = self._after_first(request, start, None, error)
+            if then is None:
+                raise
+            return await self._drive(then)
+        if start is None or (signal is None and status not in self._retry_statuses):
+            return response  # most answers: nothing to retry
+        then = self._after_first(request, start, None, (response, signal))
+        if then is None:
+            return response
+        return await self._drive(then)
+
     def _after_first(
         self, request: Any, start: CallStart, call: Call | None, outcome: Answer | Exception
     ) -> Flow | None:
@@ -303,13 +399,13 @@ class _TransportBase:
     def _admit(self, effect: Admit) -> Awaitable[Permit]:
         raise NotImplementedError
 
-    def _send(self, effect: Send) -> Awaitable[Any]:
+    def _send(self, request: Any, deadline: float | None) -> Awaitable[Any]:
         raise NotImplementedError
 
-    def _read(self, effect: ReadBody) -> Awaitable[bytes]:
+    def _read(self, response: Any) -> Awaitable[bytes]:
         raise NotImplementedError
 
-    def _close(self, effect: Close) -> Awaitable[object]:
+    def _close(self, response: Any) -> Awaitable[object]:
         raise NotImplementedError
 
     def _authorize(self, effect: Authorize) -> Awaitable[object]:
@@ -367,10 +463,15 @@ class AsyncTransportBase(_TransportBase):
             loop = asyncio._get_running_loop() or _current_loop()  # the former: asyncio's, inline
             if loop is not self._loop:
                 self._moved_to(loop)
-        flow, start, call = self._flow(request)
-        if call is None or call.deadline is None:
-            return self._drive(flow, request, start, call)
-        return self._drive_within_deadline(flow, request, start, call)
+        flow, start, call, key, origin = self._flow(request)
+        if call is None:
+            if isinstance(flow, Permit):
+                assert origin is not None  # noqa: S101 - worked out for the quick path
+                return self._drive_quick(flow, request, start, key, origin)
+            return self._drive(flow, request, start)
+        if call.deadline is None:
+            return self._drive(flow, request, start, call)  # type: ignore[arg-type]
+        return self._drive_within_deadline(flow, request, start, call)  # type: ignore[arg-type]
 
     async def _drive_within_deadline(
         self, flow: Flow, request: Any, start: CallStart | None, call: Call
@@ -401,14 +502,14 @@ class AsyncTransportBase(_TransportBase):
             raise _queue_wait_passed(effect) from known
         raise _queue_wait_passed(effect)
 
-    def _send(self, effect: Send) -> Awaitable[Any]:
-        return self._transport.handle_async_request(effect.request)  # type: ignore[no-any-return]
+    def _send(self, request: Any, deadline: float | None) -> Awaitable[Any]:
+        return self._transport.handle_async_request(request)  # type: ignore[no-any-return]
 
-    def _read(self, effect: ReadBody) -> Awaitable[bytes]:
-        return effect.response.aread()  # type: ignore[no-any-return]
+    def _read(self, response: Any) -> Awaitable[bytes]:
+        return response.aread()  # type: ignore[no-any-return]
 
-    def _close(self, effect: Close) -> Awaitable[object]:
-        return effect.response.aclose()  # type: ignore[no-any-return]
+    def _close(self, response: Any) -> Awaitable[object]:
+        return response.aclose()  # type: ignore[no-any-return]
 
     def _authorize(self, effect: Authorize) -> Awaitable[object]:
         return effect.auth.before_send(effect.request)  # type: ignore[no-any-return]
@@ -482,11 +583,16 @@ class SyncTransportBase(_TransportBase):
         self._permit_stream = self._library.sync_permit_stream
 
     def handle_request(self, request: Any) -> Any:
-        flow, start, call = self._flow(request)
-        if call is None or call.deadline is None:
-            return run_blocking(self._drive(flow, request, start, call))
+        flow, start, call, key, origin = self._flow(request)
+        if call is None:
+            if isinstance(flow, Permit):
+                assert origin is not None  # noqa: S101 - worked out for the quick path
+                return run_blocking(self._drive_quick(flow, request, start, key, origin))
+            return run_blocking(self._drive(flow, request, start))
+        if call.deadline is None:
+            return run_blocking(self._drive(flow, request, start, call))  # type: ignore[arg-type]
         try:
-            return run_blocking(self._drive(flow, request, start, call))
+            return run_blocking(self._drive(flow, request, start, call))  # type: ignore[arg-type]
         except DeadlineExceededError as known:
             raise _as_configured(known, call) from None
 
@@ -499,17 +605,17 @@ class SyncTransportBase(_TransportBase):
             raise _queue_wait_passed(effect) from passed
         return Ready(permit)
 
-    def _send(self, effect: Send) -> Awaitable[Any]:
-        if effect.deadline is not None:
-            _cap_timeouts(effect.request, effect.deadline - self._throttle.clock.now())
-        return Ready(self._transport.handle_request(effect.request))
+    def _send(self, request: Any, deadline: float | None) -> Awaitable[Any]:
+        if deadline is not None:
+            _cap_timeouts(request, deadline - self._throttle.clock.now())
+        return Ready(self._transport.handle_request(request))
 
-    def _read(self, effect: ReadBody) -> Awaitable[bytes]:
-        content: bytes = effect.response.read()
+    def _read(self, response: Any) -> Awaitable[bytes]:
+        content: bytes = response.read()
         return Ready(content)
 
-    def _close(self, effect: Close) -> Awaitable[object]:
-        effect.response.close()
+    def _close(self, response: Any) -> Awaitable[object]:
+        response.close()
         return DONE
 
     def _authorize(self, effect: Authorize) -> Awaitable[object]:

@@ -67,7 +67,6 @@ from ._signals import (
     ServerClocks,
     builtin_only,
     parse_signal,
-    quiet,
     scan_headers,
 )
 from ._test_mode import applied as test_mode_applied
@@ -83,6 +82,7 @@ if TYPE_CHECKING:
     from ._throttle import Permit, ThrottleCore, ThrottleStatistics
 
 __all__ = [
+    "READ_SIGNAL",
     "Admit",
     "Attempt",
     "Authorize",
@@ -96,6 +96,10 @@ __all__ = [
     "after_first",
     "attempt_flow",
     "begin_call",
+    "concluded",
+    "json_or_none",
+    "quick_admit",
+    "to_read",
 ]
 
 logger = logging.getLogger("ratelimited_client")
@@ -402,7 +406,7 @@ def _settle_units(
         permit.settle_units(None)
         return
     if usage_body:
-        parsed = _json_or_none(content or b"")
+        parsed = json_or_none(content or b"")
         permit.settle_units(meter.usage([parsed]) if parsed is not None else None)
         return
     if "text/event-stream" not in response.headers.get("content-type", ""):
@@ -416,7 +420,10 @@ def _settle_units(
     permit.settle_units(tap.usage())
 
 
-def _json_or_none(content: bytes) -> object:
+def json_or_none(content: bytes | None) -> object:
+    """The JSON a body holds, or ``None`` (no body, or not JSON)."""
+    if content is None:
+        return None
     try:
         return json.loads(content)
     except ValueError:
@@ -651,20 +658,13 @@ def attempt_flow(
                 step.failed(exc)
             raise
         received_at = throttle.now()
-        status = response.status_code
         scan = scan_headers(response.headers)
-        body = None
-        length = scan.length
         reserved = permit.units
         # A metered success in JSON is read whatever its length: its usage settles.
         usage_body = bool(reserved) and _json_success(response)
+        read = to_read(permit, response, scan, usage_body)
         content = None
-        if usage_body or (length is not None and length <= MAX_SIGNAL_BODY):  # read it now
-            # Only an error's body may name a wait (``wants_body`` asks the rest).
-            wants = status >= 400 and wants_body(status, response.headers, scan)
-            if wants:
-                # The answer may pause the bucket: nobody leaves until it is read.
-                permit.hold()
+        if read:
             content = body_in_memory(response)  # an in-memory transport's: nothing to read
             if content is None:
                 try:
@@ -674,34 +674,103 @@ def attempt_flow(
                     if step is not None:
                         step.failed(exc)
                     raise
-            if wants:
-                body = _json_or_none(content)
+        body = json_or_none(content) if read == READ_SIGNAL else None
         if reserved:
             _settle_units(state.meter, permit, response, content, usage_body)
     except BaseException:
         permit.release()
         raise
-    pauses = _NO_PAUSES
-    if state.builtin_dialects and quiet(status, body, scan):
+    signal, pauses = concluded(
+        state, request, permit, response, scan, body, received_at, step, attempt, key, origin, cost
+    )
+    if throttle.backend is not None:
+        yield Publish(permit, pauses, response)
+    bind(response, permit)
+    return response, signal
+
+
+# What ``to_read`` says of an answer's body: not read now (``None``), read now, or read
+# now and parsed (an error's small JSON body may name a wait).
+READ: Final = 1
+READ_SIGNAL: Final = 2
+
+
+def to_read(
+    permit: Permit, response: ResponseView, scan: HeaderScan, usage_body: bool
+) -> int | None:
+    """Whether the attempt reads the answer's body before it ends: ``None`` (no),
+    ``READ``, or ``READ_SIGNAL`` (and parses it: the permit then holds the bucket
+    until the answer is observed, as the body may pause it).
+
+    A declared length up to 64 KiB is read (``wants_body``); a metered success in JSON
+    (``usage_body``) whatever its length."""
+    length = scan.length
+    if not usage_body and (length is None or length > MAX_SIGNAL_BODY):
+        return None
+    status = response.status_code
+    # Only an error's body may name a wait (``wants_body`` asks the rest).
+    if status >= 400 and wants_body(status, response.headers, scan):
+        # The answer may pause the bucket: nobody leaves until it is read.
+        permit.hold()
+        return READ_SIGNAL
+    return READ
+
+
+def concluded(
+    state: ClientState,
+    request: RequestView,
+    permit: Permit,
+    response: ResponseView,
+    scan: HeaderScan,
+    body: object,
+    received_at: float,
+    step: Attempt | None,
+    attempt: int,
+    key: Hashable,
+    origin: str,
+    cost: float,
+) -> tuple[RateLimitSignal | None, list[tuple[float, str]]]:
+    """An attempt's answer observed (its body read if it was to be): the permit
+    settled and fed what it said; what it said of rate limits (``None``: nothing)
+    and the pauses it began."""
+    status = response.status_code
+    # ``quiet(status, body, scan)``, inline:
+    if status < 400 and body is None and not scan.may_signal and state.builtin_dialects:
         # Most answers: a success that says nothing of rate limits: nothing to parse.
         # (Observing it settles the permit: its slots are dated.)
         permit.observe_quiet(status, received_at, cached=scan.cached)
         if step is not None:
             step.completed(status, received_at)
-        signal = None
-    else:
-        permit.settle()  # the slots dated now, not after the parsing
-        if step is None:
-            step = Attempt(state, request, attempt, key, origin, cost, heard=False)
-        step.received_at = received_at
-        step.wall_now = time.time()  # read against Date-less epoch resets
-        step.scan = scan
-        signal = step.answered(response, body, permit)
-        pauses = step.pauses
-    if throttle.backend is not None:
-        yield Publish(permit, pauses, response)
-    bind(response, permit)
-    return response, signal
+        return None, _NO_PAUSES
+    permit.settle()  # the slots dated now, not after the parsing
+    if step is None:
+        step = Attempt(state, request, attempt, key, origin, cost, heard=False)
+    step.received_at = received_at
+    step.wall_now = time.time()  # read against Date-less epoch resets
+    step.scan = scan
+    signal = step.answered(response, body, permit)
+    return signal, step.pauses
+
+
+def quick_admit(
+    state: ClientState, request: RequestView, key: Hashable, origin: str
+) -> Permit | None:
+    """The start of an attempt its driver may run without a flow (``attempt_flow``
+    would yield nothing before ``Send``): the permit if the throttle's fast path
+    admits it at once and nothing else is due before sending (no event is heard, no
+    OAuth, no other units); else ``None``, and the driver runs ``attempt_flow``.
+    Only for a client with no shared backend (the driver asks)."""
+    extensions = request.extensions
+    if (
+        AUTH_EXTENSION in extensions
+        or UNITS_EXTENSION in extensions
+        or state.meter_all_methods
+        or (request.method == "POST" and state.meter is not None)
+        or state.hooks.per_request()
+    ):
+        return None  # ``attempt_flow`` then: it reserves units, or yields before sending
+    cost = request_cost(extensions) if COST_EXTENSION in extensions else 1.0
+    return state.throttle.admit_now(key, cost, origin)
 
 
 # -- one call, with retries -----------------------------------------------------------
@@ -728,7 +797,7 @@ def begin_call(
         key: Hashable = origin  # the common case of ``key_and_origin``, inline
     else:
         key, origin = state.key_and_origin(request)
-    can_replay = library.replayable(request)
+    can_replay = isinstance(request.stream, library.bytes_stream)  # ``replayable``, inline
     if (
         policy.auto_idempotency_key
         and request.method not in IDEMPOTENT_METHODS

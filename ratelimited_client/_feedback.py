@@ -419,11 +419,12 @@ class ServerFeedback:
 
     def is_quiet(self, now: float) -> bool:
         """Nothing here can delay an admission at ``now``, and admitting changes nothing
-        here (the throttle's fast path skips ``wait_time`` and ``on_admit`` then)."""
-        return self._quiet_from <= now
+        here (the throttle's fast path skips ``wait_time`` and ``on_admit`` then). The
+        async throttle's fast path reads ``quiet_from`` itself, inline."""
+        return self.quiet_from <= now
 
     def _requiet(self) -> None:
-        """Work out ``_quiet_from``, the moment from which ``is_quiet`` holds: the end of
+        """Work out ``quiet_from``, the moment from which ``is_quiet`` holds: the end of
         a pause or of a refusal while nothing else binds, never (``math.inf``) while a
         cap, a learned limit, a pacer, a learning window or slow start does. Called
         after every change to one of them (``pause_until``, ``too_long_until``,
@@ -436,9 +437,9 @@ class ServerFeedback:
             or self.cwnd is not None
             or self.slow_start is not None
         ):
-            self._quiet_from = math.inf
+            self.quiet_from = math.inf
         else:
-            self._quiet_from = max(self.pause_until, self.too_long_until)
+            self.quiet_from = max(self.pause_until, self.too_long_until)
 
     def wait_time(self, now: float, cost: float, outstanding: int) -> float:
         wait = max(0.0, self.pause_until - now)

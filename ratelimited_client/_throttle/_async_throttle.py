@@ -56,8 +56,12 @@ class Throttle(ThrottleCore):
         if settle:
             self.settle_permit(permit)
         self._in_flight -= 1
-        if self._semaphore is not None:
-            self._semaphore.release()
+        semaphore = self._semaphore
+        if semaphore is not None:
+            if semaphore._waiters:
+                semaphore.release()  # handed over to the next in line
+            else:
+                semaphore.in_use -= 1  # ``release`` with nobody in line, inline
 
     # -- the way in ---------------------------------------------------------------
 
@@ -82,7 +86,7 @@ class Throttle(ThrottleCore):
         ):
             now = self.now()
             limiter = bucket.fast_limiter
-            if bucket.feedback.is_quiet(now):
+            if bucket.feedback.quiet_from <= now:  # ``feedback.is_quiet(now)``, inline
                 tickets: tuple[tuple[Limiter, Ticket], ...] = ()
                 if limiter is None:
                     other = bucket.fast_other
@@ -157,7 +161,7 @@ class Throttle(ThrottleCore):
         # Waiting in line, inline (no coroutine frame of its own): a queued request's
         # memory is mostly frames, and 100,000 may wait at once.
         try:
-            waiter = _Waiter(priority, now, tenant, cost)
+            waiter = _Waiter(priority, now, tenant, cost, origin)
             queue = bucket.queue
             queue.push(waiter)
             bucket.live += 1
@@ -172,14 +176,24 @@ class Throttle(ThrottleCore):
             else:
                 waiter.arm()
                 signal = waiter.signal
+                # Parked: the head admitted before it may admit it too (``_grant``);
+                # not with units (the grant knows none) nor a shared backend.
+                waiter.parked = not units and bucket.remote is None
                 try:
                     if isinstance(signal, asyncio.Future):
                         await signal  # a bare future: no frame either
                     else:
                         await waiter.wait()
                 except BaseException:
-                    self._leave(bucket, waiter)  # made head as it was cancelled: passed on
+                    waiter.parked = False
+                    if waiter.granted is not None:
+                        waiter.granted.release()  # admitted as it was cancelled: given back
+                    else:
+                        self._leave(bucket, waiter)  # made head as it was cancelled: passed on
                     raise
+                waiter.parked = False
+                if waiter.granted is not None:
+                    return waiter.granted  # admitted in line, out of the queue already
             try:
                 return await self._serve_head(bucket, waiter, cost, origin, deadline, units)
             except BaseException:
@@ -261,7 +275,47 @@ class Throttle(ThrottleCore):
         permit = self._admit(bucket, cost, now, units, waiter.tenant)
         permit.remote = remote
         self._leave(bucket, waiter)
+        if bucket.remote is None:
+            self._grant(bucket)
         return permit
+
+    def _grant(self, bucket: _Bucket) -> None:
+        """The head was admitted: admit the next in line too, in their order, as long
+        as each may go at once (as each would admit itself as head, a turn of the event
+        loop later), each woken with its permit (``_Waiter.granted``).
+
+        Without this a queue drains one request per turn of the event loop, the next
+        head waking only when its predecessor has gone; under a steady load (each
+        answer followed by a request) as many arrive per turn, so a queue formed once
+        (slow start, a pause) lasts, and every request takes the queue's way although
+        quota and slots are free. Only parked waiters (never head yet: no
+        ``_serve_head`` of theirs under way) are granted; the first that may not go
+        now stays head, woken as ever. On asyncio only: its tasks resume in the order
+        they were woken, so the granted go on (and send) in their order in line; trio
+        runs the tasks woken together in either order."""
+        feedback = bucket.feedback
+        while True:
+            head = bucket.head
+            if (
+                head is None
+                or not head.parked
+                or not isinstance(head.signal, asyncio.Future)
+                or feedback.too_long_until > self.clock.now()
+            ):
+                return  # (a refusal too long is the head's own to raise)
+            try:
+                permit = self._try_admit(
+                    bucket, head.cost, head.origin, None, head.priority, head.tenant
+                )
+            except Exception:  # noqa: BLE001 - the waiter's own to raise, as head
+                # (a server's quota found spent past max_wait as the wait was worked
+                # out): the admitted head goes on with its permit all the same.
+                return
+            if permit is None:
+                return
+            head.granted = permit
+            head.wake()  # before the next in line, woken by ``_leave``
+            self._leave(bucket, head)
 
     async def _remote_acquire(
         self, bucket: _Bucket, waiter: _Waiter, now: float

@@ -126,6 +126,20 @@ class Permit:
         if self._holding:
             self._unhold()
 
+    def quiet_done(self, status: int, received_at: float, *, cached: bool) -> None:
+        """``observe_quiet`` then ``release``, in one call: a quiet answer read already
+        (most of them), its permit neither settled nor held, nothing reserved."""
+        if self._settled or self._holding or self._released or self.units:
+            self.observe_quiet(status, received_at, cached=cached)
+            self.release()
+            return
+        self._settled = self._released = True
+        bucket = self.bucket
+        throttle = self._throttle
+        throttle.permit_done(self, settle=True)  # ``settle_permit``, the slot freed
+        if not cached and bucket.feedback.quiet_answer(status, self.sent_at, received_at):
+            throttle.kick(bucket)
+
     def settle_units(self, usage: Mapping[str, float] | None, *, refused: bool = False) -> None:
         """Settle the reservations of other units to what the answer used (``None``:
         keep the estimates; ``refused``: nothing was used). Once."""
@@ -175,6 +189,10 @@ class SyncPermit(Permit):
     def observe_quiet(self, status: int, received_at: float, *, cached: bool) -> None:
         with self._lock:
             super().observe_quiet(status, received_at, cached=cached)
+
+    def quiet_done(self, status: int, received_at: float, *, cached: bool) -> None:
+        with self._lock:
+            super().quiet_done(status, received_at, cached=cached)
 
     def settle_units(self, usage: Mapping[str, float] | None, *, refused: bool = False) -> None:
         with self._lock:

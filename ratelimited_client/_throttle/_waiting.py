@@ -16,6 +16,8 @@ import anyio
 if TYPE_CHECKING:
     from collections.abc import Hashable
 
+    from ._permit import Permit
+
 __all__ = ["_FifoSemaphore", "_Waiter", "_resolve", "_running_asyncio_loop"]
 
 
@@ -41,7 +43,19 @@ class _Waiter:
     task, the await raises.
     """
 
-    __slots__ = ("cancelled", "cost", "priority", "promoted", "signal", "since", "tag", "tenant")
+    __slots__ = (
+        "cancelled",
+        "cost",
+        "granted",
+        "origin",
+        "parked",
+        "priority",
+        "promoted",
+        "signal",
+        "since",
+        "tag",
+        "tenant",
+    )
 
     def __init__(
         self,
@@ -49,6 +63,7 @@ class _Waiter:
         since: float = 0.0,
         tenant: Hashable | None = None,
         cost: float = 1.0,
+        origin: str | None = None,
     ) -> None:
         self.signal: asyncio.Future[None] | anyio.Event | None = None
         self.cancelled = False
@@ -57,7 +72,12 @@ class _Waiter:
         self.since = since  # when it queued (the throttle's clock): for promotion
         self.tenant = tenant  # whose share it takes (fair queuing between tenants)
         self.cost = cost
+        self.origin = origin  # its origin (origin-wide pauses), for a grant
         self.tag = 0.0  # its start tag in its level (set by the queue)
+        # Parked in line (never head yet), where the head admitted before it may hand
+        # it its admission (``granted``): the async throttle's ``_grant``.
+        self.parked = False
+        self.granted: Permit | None = None
 
     def arm(self) -> None:
         """Make it wakeable (only waiters that will sleep need this)."""
