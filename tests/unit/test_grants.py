@@ -9,6 +9,7 @@ once (slow start, a pause) never drained and every request took the queue's way.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import anyio
 import pytest
@@ -25,7 +26,7 @@ def anyio_backend() -> str:
     return "asyncio"  # grants are asyncio's: trio runs tasks woken together in any order
 
 
-def three_in_a_second(clock: FakeClock, **options: object) -> Throttle:
+def three_in_a_second(clock: FakeClock, **options: Any) -> Throttle:
     return Throttle((SlidingWindow(Rate(3, 1.0)),), clock=clock, slow_start=False, **options)
 
 
