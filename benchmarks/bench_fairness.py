@@ -24,18 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import redis
+from _local_redis import local_redis
 from _upstream import Upstream
 
 from ratelimited_client.testing import MockAPIConfig
@@ -89,13 +86,6 @@ WORKER = textwrap.dedent(
     anyio.run(main)
     """
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _run(url: str, redis_url: str, groups: list[list[str]]) -> list[tuple[float, str]]:
@@ -162,44 +152,23 @@ def _figures(done: list[tuple[float, str]]) -> dict[str, Any]:
 
 def measure() -> list[dict[str, Any]]:
     rows = []
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is missing (python3 dev.py test installs it)")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as directory:
-        server = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", directory],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            redis_url = f"redis://127.0.0.1:{port}/0"
-            probe = redis.Redis.from_url(redis_url)
-            for _ in range(100):
-                try:
-                    probe.ping()
-                    break
-                except redis.exceptions.ConnectionError:
-                    time.sleep(0.05)
-            probe.close()
-            for mode, url_of_redis, groups in (
-                ("one process", "", [list(WEIGHTS)]),
-                ("3 processes, Redis", redis_url, [[t] for t in WEIGHTS]),
-            ):
-                with Upstream(MockAPIConfig(limit=LIMIT, window=1.0)) as upstream:
-                    done = _run(upstream.url, url_of_redis, groups)
-                    stats = upstream.stats()
-                rows.append(
-                    {
-                        "mode": mode,
-                        **_figures(done),
-                        "rejected": stats.rejected,
-                        "max_in_window": stats.max_received_in_window,
-                        "limit": LIMIT,
-                    }
-                )
-        finally:
-            server.terminate()
-            server.wait(10)
+    with local_redis() as redis_url:
+        for mode, url_of_redis, groups in (
+            ("one process", "", [list(WEIGHTS)]),
+            ("3 processes, Redis", redis_url, [[t] for t in WEIGHTS]),
+        ):
+            with Upstream(MockAPIConfig(limit=LIMIT, window=1.0)) as upstream:
+                done = _run(upstream.url, url_of_redis, groups)
+                stats = upstream.stats()
+            rows.append(
+                {
+                    "mode": mode,
+                    **_figures(done),
+                    "rejected": stats.rejected,
+                    "max_in_window": stats.max_received_in_window,
+                    "limit": LIMIT,
+                }
+            )
     return rows
 
 

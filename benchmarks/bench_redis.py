@@ -9,17 +9,13 @@ Every peer decides with its documented Redis backend on a quota that never binds
 are counted where they happen: redis-py's ``send_packed_command`` (a pipeline
 or a script call is one), for all three libraries alike. Medians over
 ``--repeat`` runs, the peers interleaved. A ``redis-server`` is started on a
-free 127.0.0.1 port for the run and stopped after.
+free 127.0.0.1 port for the run and stopped after (``_local_redis.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
-import socket
 import statistics
-import subprocess
-import tempfile
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -30,6 +26,7 @@ import limits.strategies
 import pyrate_limiter
 import redis
 import redis.connection
+from _local_redis import local_redis
 
 from ratelimited_client import Rate, RedisBackend, SlidingWindow
 
@@ -46,13 +43,6 @@ def _counting_send(self: Any, command: Any, check_health: Any = True) -> Any:
 
 
 setattr(redis.connection.Connection, "send_packed_command", _counting_send)  # noqa: B010
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def ours(url: str) -> Callable[[], None]:
@@ -114,31 +104,11 @@ def main() -> None:
     parser.add_argument("--admissions", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is missing (python3 dev.py test installs it)")
-    port = free_port()
-    with tempfile.TemporaryDirectory() as directory:
-        server = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", directory],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            url = f"redis://127.0.0.1:{port}/0"
-            probe = redis.Redis.from_url(url)
-            for _ in range(100):
-                try:
-                    probe.ping()
-                    break
-                except redis.exceptions.ConnectionError:
-                    time.sleep(0.05)
-            results: dict[str, list[tuple[float, float]]] = {name: [] for name in PEERS}
-            for _ in range(args.repeat):
-                for name, build in PEERS.items():
-                    results[name].append(measure(build(url), args.admissions))
-        finally:
-            server.terminate()
-            server.wait(10)
+    with local_redis() as url:
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in PEERS}
+        for _ in range(args.repeat):
+            for name, build in PEERS.items():
+                results[name].append(measure(build(url), args.admissions))
     best_peer = max(
         statistics.median(r[0] for r in runs)
         for name, runs in results.items()

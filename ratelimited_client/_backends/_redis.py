@@ -207,7 +207,7 @@ class RedisBackend:
         self._ids = uuid.uuid4().hex[:12] + ":"
         self._counter = itertools.count()
         self._prepared: dict[
-            tuple[str, tuple[LimitSpec, ...], str, tuple[LimitSpec, ...]],
+            tuple[str, tuple[LimitSpec, ...], str | None, tuple[LimitSpec, ...]],
             tuple[list[str], list[str], list[str]],
         ] = {}
 
@@ -242,15 +242,15 @@ class RedisBackend:
         return found
 
     @staticmethod
-    def _spec_args(specs: tuple[LimitSpec, ...], scope: str) -> list[str]:
+    def _spec_args(specs: tuple[LimitSpec, ...]) -> list[str]:
         args: list[str] = []
         for spec in specs:
             rate = spec.rate
             period = str(round(rate.period * 1_000_000))
             if isinstance(spec, TokenBucket):
-                args += ["gcra", f"{rate.limit:g}", period, f"{spec.burst or rate.limit:g}", scope]
+                args += ["gcra", f"{rate.limit:g}", period, f"{spec.burst or rate.limit:g}"]
             else:
-                args += ["sw", f"{rate.limit:g}", period, "0", scope]
+                args += ["sw", f"{rate.limit:g}", period, "0"]
         return args
 
     def _sync_client(self) -> Any:
@@ -298,25 +298,34 @@ class RedisBackend:
     # -- the three operations, sync and async -------------------------------------------
 
     def _prepare(
-        self, bucket: str, specs: tuple[LimitSpec, ...], tenant: str, caps: tuple[LimitSpec, ...]
+        self,
+        bucket: str,
+        specs: tuple[LimitSpec, ...],
+        tenant: str | None,
+        caps: tuple[LimitSpec, ...],
     ) -> tuple[list[str], list[str], list[str]]:
         """The keys, the limits' arguments and the sliding windows' keys of an
-        admission on ``bucket`` by ``tenant`` (worked out once per combination)."""
+        admission on ``bucket``; with a ``tenant`` (one in the line), the tenant's own
+        cap and the line's keys too (worked out once per combination)."""
         found = self._prepared.get((bucket, specs, tenant, caps))
         if found is None:
             if len(self._prepared) > 4096:
                 self._prepared.clear()
-            tag = f"{{{self.prefix}:{bucket}}}"
-            quota = self.keys(bucket, specs)
-            own = self.keys(bucket, caps, tenant)[2:]
-            keys = [*quota[:2], f"{tag}:vtime", f"{tag}:line", f"{tag}:finish:{tenant}"]
-            keys += quota[2:] + own
+            keys = self.keys(bucket, specs)
+            limits = keys[2:]
+            spec_args = [str(len(specs)), *self._spec_args(specs)]
+            if tenant is not None:
+                tag = f"{{{self.prefix}:{bucket}}}"
+                own = self.keys(bucket, caps, tenant)[2:]
+                limits += own
+                keys += [*own, f"{tag}:vtime", f"{tag}:line", f"{tag}:finish:{tenant}"]
+                spec_args += self._spec_args(caps)
             windows = [
                 key
-                for key, spec in zip(quota[2:] + own, specs + caps, strict=True)
+                for key, spec in zip(limits, specs + caps, strict=True)
                 if isinstance(spec, SlidingWindow)
             ]
-            found = (keys, self._spec_args(specs, "q") + self._spec_args(caps, "t"), windows)
+            found = (keys, spec_args, windows)
             self._prepared[(bucket, specs, tenant, caps)] = found
         return found
 
@@ -331,23 +340,18 @@ class RedisBackend:
     ) -> tuple[list[str], list[str], RemoteAdmission]:
         units = max(1, math.ceil(cost))
         if place is None:
-            keys, spec_args, windows = self._prepare(bucket, specs, "", ())
-            line = ["", "1", "0", "0", "-1", "0", "0", "", "0", "0"]
+            keys, spec_args, windows = self._prepare(bucket, specs, None, ())
+            member = terms = ""
         else:
             keys, spec_args, windows = self._prepare(bucket, specs, place.tenant, place.caps)
+            member = f"{place.owner}|{place.tenant}"
             promote = place.promote_after
-            line = [
-                f"{place.owner}|{place.tenant}",
-                repr(float(place.weight)),
-                str(int(place.priority)),
-                str(max(0, round(place.waited * 1_000_000))),
-                "-1" if promote is None else str(round(promote * 1_000_000)),
-                str(_PLACE_GRACE_US),
-                str(math.ceil(place.held)),
-                f"{place.owner}|",
-                "1" if place.more else "0",
-                str(_PLACE_FRESH_US),
-            ]
+            terms = (
+                f"{float(place.weight)!r} {int(place.priority)} "
+                f"{max(0, round(place.waited * 1_000_000))} "
+                f"{-1 if promote is None else round(promote * 1_000_000)} {_PLACE_GRACE_US} "
+                f"{math.ceil(place.held)} {1 if place.more else 0} {_PLACE_FRESH_US}"
+            )
         admission = RemoteAdmission(windows, units, f"{self._ids}{next(self._counter)}")
         argv = [
             "" if now_us is None else str(now_us),
@@ -355,9 +359,12 @@ class RedisBackend:
             admission.id,
             "take",
             "1" if learned else "0",
-            *line,
+            spec_args[0],
+            member,
+            terms,
+            *spec_args[1:],
         ]
-        return keys, argv + spec_args, admission
+        return keys, argv, admission
 
     @staticmethod
     def _answer(raw: Any, admission: RemoteAdmission) -> RemoteDecision:

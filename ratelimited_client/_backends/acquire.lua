@@ -3,31 +3,32 @@
 --
 -- KEYS[1]      the bucket's pause key (a server-imposed pause, shared by processes)
 -- KEYS[2]      the bucket's learned-limit key (a limit some process learned)
--- KEYS[3]      the bucket's virtual time (fair queuing between tenants)
--- KEYS[4]      the bucket's line: a hash of the processes' waiting heads
--- KEYS[5]      the tenant's finish tag
--- KEYS[6..n]   one key per limit, in the order of the specs below
+-- KEYS[3..n+2] one key per limit, in the order of the specs below
+-- and with a place in the line (ARGV[7]), three more:
+-- KEYS[n+3]    the bucket's virtual time (fair queuing between tenants)
+-- KEYS[n+4]    the bucket's line: a hash of the processes' waiting heads
+-- KEYS[n+5]    the tenant's finish tag
 -- ARGV[1]      "" to read Redis TIME, or a time in microseconds (tests only)
 -- ARGV[2]      cost, in whole units (>= 1)
 -- ARGV[3]      a unique id for this admission (sliding-window members)
 -- ARGV[4]      "take" to admit when possible, "peek" to only report the wait
 -- ARGV[5]      "1" to read the learned-limit key (buckets with no configured limit)
--- ARGV[6]      the asking head's place in the line, "<owner>|<tenant>" ("" : not
---              in the line; then ARGV[7..14] are ignored and nobody's turn is kept)
--- ARGV[7]      the tenant's weight (> 0)
--- ARGV[8]      the request's priority (an integer; higher goes sooner)
--- ARGV[9]      how long it has waited in its process, in microseconds
--- ARGV[10]     the promotion age in microseconds, or "-1" for none
--- ARGV[11]     how long a head's place outlives its expected turn, in microseconds
--- ARGV[12]     units the request must leave free beside its cost (a priority reserve)
--- ARGV[13]     the owner's prefix of ARGV[6] ("<owner>|"): one process's places do not
---              hold back its own head (its queue already chose which goes first)
--- ARGV[14]     "1" when the owner has more requests of the tenant waiting: admitted, the
---              place stays, with the tenant's next start tag, until the next one asks
--- ARGV[15]     microseconds a place may be late for its turn and still count as ready
--- then five per limit: kind ("sw" strict sliding window | "gcra"), limit, period
---                      in microseconds, burst (gcra; ignored for sw), and scope
---                      ("q": the bucket's quota | "t": the tenant's own cap)
+-- ARGV[6]      how many of the limits are the bucket's quota (the rest: the tenant's
+--              own cap)
+-- ARGV[7]      the asking head's place in the line, "<owner>|<tenant>" ("" : not
+--              in the line; then ARGV[8] is "" and nobody's turn is kept). One
+--              process's places do not hold back its own head (its queue already
+--              chose which goes first).
+-- ARGV[8]      the place's terms, space-separated: the tenant's weight (> 0); the
+--              request's priority (higher goes sooner); how long it has waited in its
+--              process (µs); the promotion age (µs, -1 for none); how long a place
+--              outlives its expected turn (µs); the units it must leave free beside
+--              its cost (a priority reserve); 1 when the owner has more requests of
+--              the tenant waiting (admitted, the place stays, with the tenant's next
+--              start tag, until the next one asks), else 0; how late a place may be
+--              for its turn and still count as ready (µs)
+-- then four per limit: kind ("sw" strict sliding window | "gcra"), limit, period
+--                      in microseconds, burst (gcra; ignored for sw)
 --
 -- Returns {admitted (0|1), wait in microseconds, now in microseconds, the learned
 -- limit or ""} (as strings).
@@ -38,21 +39,21 @@
 -- GCRA keeps the theoretical arrival time.
 --
 -- The line: each process's head of the bucket's queue that had to wait keeps a
--- place for its tenant in KEYS[4] ("priority since start cost deadline turn weight
--- more tenant-key"),
--- and keeps it while the tenant has more waiting there (so a tenant between two
--- requests is not taken for idle, and keeps its start tag). Places are
--- ordered as in one process's queue: promoted ones first (longest waiting first),
--- then higher priority, then the lower start tag (start-time fair queuing: a
--- tenant's start is the later of the bucket's virtual time and its last finish; an
--- admission moves its finish on by cost / weight). A head is admitted only when its
--- cost fits after the places ahead of it, and told to come back when its own slot
--- frees, not before. A place ahead whose tenant has more waiting, and that is ready
--- (not late for its turn), counts for all its tenant would be served before this
--- start tag, (start - its start) × its weight: when a window frees many slots at
--- once, the shares still follow the weights instead of who asks fastest; a tenant
--- that cannot keep up holds nobody back. A place past its deadline (a process gone) is dropped. A
--- tenant at its own cap gives up its place, so it holds nobody back.
+-- place for its tenant in KEYS[n+4] ("priority since start cost deadline turn
+-- weight more tenant-key"), and keeps it while the tenant has more waiting there
+-- (so a tenant between two requests is not taken for idle, and keeps its start
+-- tag). Places are ordered as in one process's queue: promoted ones first (longest
+-- waiting first), then higher priority, then the lower start tag (start-time fair
+-- queuing: a tenant's start is the later of the bucket's virtual time and its last
+-- finish; an admission moves its finish on by cost / weight). A head is admitted
+-- only when its cost fits after the places ahead of it, and told to come back when
+-- its own slot frees, not before. A place ahead whose tenant has more waiting, and
+-- that is ready (not late for its turn), counts for all its tenant would be served
+-- before this start tag, (start - its start) x its weight: when a window frees many
+-- slots at once, the shares still follow the weights instead of who asks fastest;
+-- a tenant that cannot keep up holds nobody back. A place past its deadline (a
+-- process gone) is dropped. A tenant at its own cap gives up its place, so it
+-- holds nobody back.
 -- Keys expire once they hold nothing that could delay anyone.
 
 local now
@@ -64,8 +65,20 @@ else
 end
 local cost = tonumber(ARGV[2])
 local id = ARGV[3]
-local member = ARGV[6]
+local limits = (#ARGV - 8) / 4
+local quota = tonumber(ARGV[6])
+local member = ARGV[7]
 local wait = 0
+local line, vtime_key, finish_key = nil, nil, nil
+local weight, priority, waited, promote, grace, held, more, fresh = "1", 0, 0, -1, 0, 0, "0", 0
+if member ~= "" then
+  vtime_key, line, finish_key = KEYS[limits + 3], KEYS[limits + 4], KEYS[limits + 5]
+  local w, p, a, pr, g, h, m, f = string.match(
+    ARGV[8], "^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$"
+  )
+  weight, priority, waited, promote = w, tonumber(p), tonumber(a), tonumber(pr)
+  grace, held, more, fresh = tonumber(g), tonumber(h), m, tonumber(f)
+end
 
 local paused = redis.call("PTTL", KEYS[1])
 if paused > 0 then
@@ -84,17 +97,14 @@ local start = 0
 local since = now
 local longest = 0
 if member ~= "" then
-  local priority = tonumber(ARGV[8])
-  local promote = tonumber(ARGV[10])
-  since = now - tonumber(ARGV[9])
+  since = now - waited
   local promoted = promote >= 0 and now - since >= promote
-  local vtime = tonumber(redis.call("GET", KEYS[3]) or "0")
-  local finish = tonumber(redis.call("GET", KEYS[5]) or "0")
+  local vtime = tonumber(redis.call("GET", vtime_key) or "0")
+  local finish = tonumber(redis.call("GET", finish_key) or "0")
   start = math.max(vtime, finish)
-  local places = redis.call("HGETALL", KEYS[4])
+  local places = redis.call("HGETALL", line)
   local others = {}
-  local owner = ARGV[13]
-  local fresh = tonumber(ARGV[15])
+  local owner = string.match(member, "^(.-|)")
   for i = 1, #places, 2 do
     local field = places[i]
     local p, s, st, c, deadline, turn, w, more, tenant = string.match(
@@ -102,7 +112,7 @@ if member ~= "" then
     )
     deadline = tonumber(deadline)
     if deadline == nil or deadline < now then
-      redis.call("HDEL", KEYS[4], field)
+      redis.call("HDEL", line, field)
     elseif field == member then
       start = tonumber(st) -- its tag was given when the tenant began to wait
     elseif string.sub(field, 1, #owner) ~= owner then
@@ -140,9 +150,8 @@ if member ~= "" then
       costs = costs + other.cost
     end
   end
-  longest = tonumber(ARGV[11])
+  longest = grace
 end
-local held = tonumber(ARGV[12])
 
 -- When `need` units of `spec` fit (microseconds, on Redis's clock).
 local function free_time(spec, need)
@@ -175,15 +184,15 @@ local specs = {}
 local capped = 0
 local shares = ahead - costs -- what the ready places ahead are owed beyond their costs
 local soonest = 0 -- the wait were the places ahead to take only their costs
-for i = 6, #KEYS do
-  local base = 15 + (i - 6) * 5
+for i = 1, limits do
+  local base = 8 + (i - 1) * 4
   local spec = {
-    key = KEYS[i],
+    key = KEYS[i + 2],
     kind = ARGV[base + 1],
     limit = tonumber(ARGV[base + 2]),
     period = tonumber(ARGV[base + 3]),
     burst = tonumber(ARGV[base + 4]),
-    scope = ARGV[base + 5],
+    scope = i <= quota and "q" or "t",
   }
   if spec.kind == "sw" then
     -- half-open window: a unit counted at t no longer counts from t + period on
@@ -217,23 +226,23 @@ end
 if shares > 0 and wait > soonest then
   -- Held back by what the places ahead are owed: they may not take it (gone idle,
   -- slower than their share), so come back soon to see, not at the far slot.
-  wait = math.min(wait, math.max(soonest, paused * 1000, tonumber(ARGV[15])))
+  wait = math.min(wait, math.max(soonest, paused * 1000, fresh))
 end
 
 if wait > 0 or ARGV[4] ~= "take" then
   if member ~= "" then
     if capped == 1 then
-      redis.call("HDEL", KEYS[4], member) -- at its own cap: it holds nobody back
+      redis.call("HDEL", line, member) -- at its own cap: it holds nobody back
     else
       local place = string.format(
         "%d %.0f %.17g %d %.0f %.0f %s %s %s",
-        tonumber(ARGV[8]), since, start, cost, now + wait + longest, now + wait,
-        ARGV[7], ARGV[14], KEYS[5]
+        priority, since, start, cost, now + wait + longest, now + wait,
+        weight, more, finish_key
       )
-      redis.call("HSET", KEYS[4], member, place)
+      redis.call("HSET", line, member, place)
       local ttl = math.ceil((wait + longest) / 1000) + 1000
-      if redis.call("PTTL", KEYS[4]) < ttl then
-        redis.call("PEXPIRE", KEYS[4], ttl)
+      if redis.call("PTTL", line) < ttl then
+        redis.call("PEXPIRE", line, ttl)
       end
     end
   end
@@ -263,25 +272,25 @@ end
 if member ~= "" then
   -- The bucket's virtual time is the start tag of the last one served; the
   -- tenant's finish moves on by what it took, over its weight.
-  local vtime = tonumber(redis.call("GET", KEYS[3]) or "0")
+  local vtime = tonumber(redis.call("GET", vtime_key) or "0")
   if start > vtime then
     vtime = start
   end
-  local finish = start + cost / tonumber(ARGV[7])
-  redis.call("SET", KEYS[3], string.format("%.17g", vtime), "PX", horizon)
-  redis.call("SET", KEYS[5], string.format("%.17g", finish), "PX", horizon)
-  if ARGV[14] == "1" then
+  local finish = start + cost / tonumber(weight)
+  redis.call("SET", vtime_key, string.format("%.17g", vtime), "PX", horizon)
+  redis.call("SET", finish_key, string.format("%.17g", finish), "PX", horizon)
+  if more == "1" then
     -- its next start: its tag runs on while it keeps waiting
     local place = string.format(
       "%d %.0f %.17g %d %.0f %.0f %s 1 %s",
-      tonumber(ARGV[8]), now, finish, cost, now + longest, now, ARGV[7], KEYS[5]
+      priority, now, finish, cost, now + longest, now, weight, finish_key
     )
-    redis.call("HSET", KEYS[4], member, place)
-    if redis.call("PTTL", KEYS[4]) < math.ceil(longest / 1000) + 1000 then
-      redis.call("PEXPIRE", KEYS[4], math.ceil(longest / 1000) + 1000)
+    redis.call("HSET", line, member, place)
+    if redis.call("PTTL", line) < math.ceil(longest / 1000) + 1000 then
+      redis.call("PEXPIRE", line, math.ceil(longest / 1000) + 1000)
     end
   else
-    redis.call("HDEL", KEYS[4], member)
+    redis.call("HDEL", line, member)
   end
 end
 return {1, "0", stamp, learned}
