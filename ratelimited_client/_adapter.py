@@ -13,6 +13,7 @@ library's base classes and documents its classes.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 import typing
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -96,6 +97,14 @@ def _cap_timeouts(request: Any, seconds: float) -> None:
     request.extensions["timeout"] = {
         name: seconds if value is None else min(value, seconds) for name, value in timeout.items()
     }
+
+
+def _read_here(response: Any, permit: Permit, now: float) -> None:
+    """A response whose body was read in full here: its ``elapsed`` set, as a plain
+    client sets it when the body is read (from the admission to the end of the read,
+    on the throttle's clock). The client's own timer would never stop: the body is
+    in memory already, so the client's read closes nothing."""
+    response.elapsed = datetime.timedelta(seconds=max(0.0, now - permit.sent_at))
 
 
 class AsyncPermitStreamBody:
@@ -341,6 +350,7 @@ class _TransportBase:
                 if response.is_closed:
                     # And ``_bind``'s: read already, nothing to hold. Observed and
                     # released in one call.
+                    _read_here(response, permit, shared.throttle.now())
                     permit.quiet_done(status, received_at, cached=scan.cached)
                 else:
                     permit.observe_quiet(status, received_at, cached=scan.cached)
@@ -384,9 +394,12 @@ class _TransportBase:
         return after_first(shared, self._library, policy, request, self._bind, start, outcome, call)
 
     def _bind(self, response: Any, permit: Permit) -> None:
-        if response.is_closed or not isinstance(response.stream, self._stream_type):
-            # Already read (an in-memory or small body) or of the other side: nothing
-            # to hold.
+        if response.is_closed:
+            # Read here (a small body): nothing to hold.
+            _read_here(response, permit, self._shared.throttle.now())
+            permit.release()
+        elif not isinstance(response.stream, self._stream_type):
+            # In memory already, or of the other side: nothing to hold.
             permit.release()
         else:
             response.stream = self._permit_stream(response.stream, permit)
