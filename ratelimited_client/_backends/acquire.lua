@@ -95,7 +95,6 @@ local ahead = 0
 local costs = 0 -- the costs alone of the places ahead
 local start = 0
 local since = now
-local longest = 0
 if member ~= "" then
   since = now - waited
   local promoted = promote >= 0 and now - since >= promote
@@ -150,7 +149,6 @@ if member ~= "" then
       costs = costs + other.cost
     end
   end
-  longest = grace
 end
 
 -- When `need` units of `spec` fit (microseconds, on Redis's clock).
@@ -236,11 +234,11 @@ if wait > 0 or ARGV[4] ~= "take" then
     else
       local place = string.format(
         "%d %.0f %.17g %d %.0f %.0f %s %s %s",
-        priority, since, start, cost, now + wait + longest, now + wait,
+        priority, since, start, cost, now + wait + grace, now + wait,
         weight, more, finish_key
       )
       redis.call("HSET", line, member, place)
-      local ttl = math.ceil((wait + longest) / 1000) + 1000
+      local ttl = math.ceil((wait + grace) / 1000) + 1000
       if redis.call("PTTL", line) < ttl then
         redis.call("PEXPIRE", line, ttl)
       end
@@ -283,11 +281,11 @@ if member ~= "" then
     -- its next start: its tag runs on while it keeps waiting
     local place = string.format(
       "%d %.0f %.17g %d %.0f %.0f %s 1 %s",
-      priority, now, finish, cost, now + longest, now, weight, finish_key
+      priority, now, finish, cost, now + grace, now, weight, finish_key
     )
     redis.call("HSET", line, member, place)
-    if redis.call("PTTL", line) < math.ceil(longest / 1000) + 1000 then
-      redis.call("PEXPIRE", line, math.ceil(longest / 1000) + 1000)
+    if redis.call("PTTL", line) < math.ceil(grace / 1000) + 1000 then
+      redis.call("PEXPIRE", line, math.ceil(grace / 1000) + 1000)
     end
   else
     redis.call("HDEL", line, member)

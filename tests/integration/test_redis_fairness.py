@@ -146,9 +146,9 @@ def test_three_processes_get_shares_by_their_tenants_weights(redis_server: Redis
     assert per_second(admitted, 6) == {"c": 40}
 
 
-def test_without_the_line_the_processes_race(redis_server: RedisServer) -> None:
-    """The control: the same run, but the weights alone, each process's tenant the
-    same to the script (weight 1): a third each. The line is what makes 1:1:2."""
+def test_equal_weights_give_a_third_each(redis_server: RedisServer) -> None:
+    """The control: the same run with the weights 1:1:1 gives a third each, so the
+    1:1:2 above comes from the weights, not from the processes' timing."""
     admitted = simulate(redis_server.url, {"a": 1, "b": 1, "c": 1}, until=dict.fromkeys("abc", 4.0))
     for second in (1, 2, 3):
         counts = per_second(admitted, second)
@@ -162,6 +162,11 @@ def test_a_tenant_at_its_own_cap_holds_nobody_back(redis_server: RedisServer) ->
     admitted = simulate(redis_server.url, {"a": 1, "b": 1}, until={"a": 4.0, "b": 4.0}, caps=caps)
     for second in (1, 2, 3):
         assert per_second(admitted, second) == {"a": 5, "b": 35}
+
+
+def _saturated_and_another(url: str, prefix: str) -> tuple[RedisBackend, RedisBackend]:
+    """Two processes' backends on one bucket, its window already full (``_saturated``)."""
+    return _saturated(url, prefix), RedisBackend(url, prefix=prefix)
 
 
 def _saturated(url: str, prefix: str) -> RedisBackend:
@@ -179,10 +184,7 @@ def _place(owner: str, priority: int = 0, waited: float = 0.0, held: float = 0.0
 
 def test_a_higher_priority_head_in_another_process_goes_first(redis_server: RedisServer) -> None:
     prefix = f"prio-{uuid.uuid4().hex}"
-    batch, urgent = (
-        _saturated(redis_server.url, prefix),
-        RedisBackend(redis_server.url, prefix=prefix),
-    )
+    batch, urgent = _saturated_and_another(redis_server.url, prefix)
     early = T0 + 500_000
     # The batch's head waits first: the first slot is its.
     told = batch.acquire_sync("shared", QUOTA, 1, place=_place("batch"), now_us=early)
@@ -210,10 +212,7 @@ def test_a_head_waiting_past_the_promotion_age_goes_before_any_priority(
     redis_server: RedisServer,
 ) -> None:
     prefix = f"promote-{uuid.uuid4().hex}"
-    batch, urgent = (
-        _saturated(redis_server.url, prefix),
-        RedisBackend(redis_server.url, prefix=prefix),
-    )
+    batch, urgent = _saturated_and_another(redis_server.url, prefix)
     slot = T0 + 1_000_000
     # The batch's request has waited 31 s in its process (the promotion age is 30 s).
     assert batch.acquire_sync(
@@ -233,10 +232,7 @@ def test_a_place_whose_process_is_gone_is_dropped(redis_server: RedisServer) -> 
     """A head that never comes back holds the others back until its turn plus half a
     second, not longer."""
     prefix = f"gone-{uuid.uuid4().hex}"
-    gone, alive = (
-        _saturated(redis_server.url, prefix),
-        RedisBackend(redis_server.url, prefix=prefix),
-    )
+    gone, alive = _saturated_and_another(redis_server.url, prefix)
     early = T0 + 500_000
     assert gone.acquire_sync("shared", QUOTA, 1, place=_place("gone", 10), now_us=early).wait
     told = alive.acquire_sync("shared", QUOTA, 1, place=_place("alive"), now_us=early + 1)
