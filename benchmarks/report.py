@@ -344,10 +344,17 @@ def _paired_text(run: dict[str, Any], library: str = "httpx") -> str:
         if "ratio_iqr" in run
         else ""
     )
+    first = (
+        f"; the untimed warm-up of each client's first {run['warm_up']} requests took "
+        f"{run['plain_first_ms']:.0f} ms plain, {run['ours_first_ms']:.0f} ms ours "
+        "(connections opened; ours, slow start)"
+        if "warm_up" in run
+        else ""
+    )
     return (
         f"{pool}: plain {library} {run['plain_median_per_s']:.0f} req/s, RateLimitedClient "
         f"{run['ours_median_per_s']:.0f} req/s (medians); ratio {run['ratio']:.3f}, the "
-        f"median of {run['rounds']} rounds' ratios{spread}"
+        f"median of {run['rounds']} rounds' ratios{spread}{first}"
     )
 
 

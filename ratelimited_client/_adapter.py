@@ -22,6 +22,7 @@ import anyio
 
 from ._blocking import DONE, Ready, run_blocking
 from ._call import (
+    ASKS_MORE,
     READ_SIGNAL,
     Admit,
     Authorize,
@@ -42,6 +43,7 @@ from ._call import (
 )
 from ._call_options import CALL_EXTENSION, CallOptions, CallOptionsView
 from ._errors import ConfigurationError, DeadlineExceededError
+from ._http import origin_key
 from ._oauth import OAuth2Base
 from ._options import (
     THROTTLE_DEFAULTS,
@@ -104,7 +106,9 @@ def _read_here(response: Any, permit: Permit, now: float) -> None:
     client sets it when the body is read (from the admission to the end of the read,
     on the throttle's clock). The client's own timer would never stop: the body is
     in memory already, so the client's read closes nothing."""
-    response.elapsed = datetime.timedelta(seconds=max(0.0, now - permit.sent_at))
+    took = now - permit.sent_at
+    # Positional, with no ``max``: half the cost of ``timedelta(seconds=max(0.0, took))``.
+    response.elapsed = datetime.timedelta(0, took if took > 0.0 else 0.0)
 
 
 class AsyncPermitStreamBody:
@@ -220,14 +224,44 @@ class _TransportBase:
         inner = type(self._transport).__name__
         return f"<{type(self).__name__} {self._shared.throttle!r} over {inner}>"
 
+    def _plain_start(self, request: Any) -> tuple[Permit, CallStart | None, str] | None:
+        """The plainest request's first attempt (most of them), if it may start so:
+        its permit, its call's start (``None``: no retries) and its origin, the bucket
+        key. ``begin_call`` and ``quick_admit``, inline: it asks nothing of its own
+        (no extension in ``ASKS_MORE``, not metered, nobody hears its events) of a
+        client whose options let it (``ClientState.plain_starts``), keyed by its
+        origin, of cost 1, and admitted at once. ``None``: ``_flow`` decides."""
+        shared = self._shared
+        if not (
+            shared.plain_starts
+            and ASKS_MORE.isdisjoint(request.extensions)
+            and (shared.meter is None or request.method != "POST")
+            and not shared.hooks.per_request()
+        ):
+            return None
+        throttle = shared.throttle
+        started = throttle.now()
+        origin = origin_key(request)
+        permit = throttle.admit_now(origin, 1.0, origin)
+        if permit is None:
+            return None
+        if shared.retry is None:
+            return permit, None, origin
+        if shared.budget is not None:
+            shared.budget.record_request(started)
+        # ``replayable``, inline: asked before the first send.
+        can_replay = isinstance(request.stream, self._library.bytes_stream)
+        return permit, (started, origin, origin, can_replay), origin
+
     def _flow(
         self, request: Any
     ) -> tuple[Flow | Permit, CallStart | None, Call | None, Hashable, str | None]:
-        """The request's first attempt: its flow, or its permit when the driver runs it
-        without one (``quick_admit``: ``_drive_quick``); with retries, the call's start
-        (``after_first`` then decides what follows the attempt), and its ``Call`` if it
-        has a deadline (built before the first attempt, for the driver to bound it by);
-        last, the bucket key and origin (``None``: not worked out yet)."""
+        """The first attempt of a request that ``_plain_start`` did not start: its flow,
+        or its permit when the driver runs it without one (``quick_admit``:
+        ``_drive_quick``); with retries, the call's start (``after_first`` then decides
+        what follows the attempt), and its ``Call`` if it has a deadline (built before
+        the first attempt, for the driver to bound it by); last, the bucket key and
+        origin (``None``: not worked out yet)."""
         shared = self._shared
         if shared.operations is not None:
             shared.operations.apply(request)  # the operation's bucket, cost, priority ...
@@ -317,10 +351,11 @@ class _TransportBase:
     async def _drive_quick(
         self, permit: Permit, request: Any, start: CallStart | None, key: Hashable, origin: str
     ) -> Any:
-        """``_drive`` for a first attempt admitted by ``quick_admit`` (no ``Call``): the
-        rest of ``attempt_flow`` with no effect built and no generator stepped, the same
-        steps in the same order (nothing is heard, there is no OAuth, no unit, no shared
-        backend: the effects left are the send, and the body's read and close)."""
+        """``_drive`` for a first attempt admitted by ``_plain_start`` or ``quick_admit``
+        (no ``Call``): the rest of ``attempt_flow`` with no effect built and no
+        generator stepped, the same steps in the same order (nothing is heard, there is
+        no OAuth, no unit, no shared backend: the effects left are the send, and the
+        body's read and close)."""
         shared = self._shared
         try:
             try:
@@ -476,6 +511,10 @@ class AsyncTransportBase(_TransportBase):
             loop = asyncio._get_running_loop() or _current_loop()  # the former: asyncio's, inline
             if loop is not self._loop:
                 self._moved_to(loop)
+        plain = self._plain_start(request)
+        if plain is not None:
+            permit, start, home = plain  # its origin, also its bucket key
+            return self._drive_quick(permit, request, start, home, home)
         flow, start, call, key, origin = self._flow(request)
         if call is None:
             if isinstance(flow, Permit):
@@ -596,6 +635,10 @@ class SyncTransportBase(_TransportBase):
         self._permit_stream = self._library.sync_permit_stream
 
     def handle_request(self, request: Any) -> Any:
+        plain = self._plain_start(request)
+        if plain is not None:
+            permit, start, home = plain  # its origin, also its bucket key
+            return run_blocking(self._drive_quick(permit, request, start, home, home))
         flow, start, call, key, origin = self._flow(request)
         if call is None:
             if isinstance(flow, Permit):

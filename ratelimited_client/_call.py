@@ -251,10 +251,25 @@ class ClientState:
     # POSTs (the default ``ModelTokens`` prices the model calls only): from ``meter``.
     meter_all_methods: bool = field(init=False)
 
+    # Whether a request that asks nothing of its own (no extension in ``ASKS_MORE``,
+    # not metered, nobody hearing its events) may start its first attempt the plainest
+    # way (``_plain_start`` of the transports): no shared backend, no operations, keyed
+    # by origin, and a retry policy with no deadline and no idempotency key to set.
+    plain_starts: bool = field(init=False)
+
     def __post_init__(self) -> None:
         meter = self.meter
         every = meter is not None and type(meter) is not ModelTokens
         object.__setattr__(self, "meter_all_methods", every)  # frozen: set once, here
+        retry = self.retry
+        plain = (
+            self.throttle.backend is None
+            and self.operations is None
+            and self.keyed_by_origin
+            and not every
+            and (retry is None or (retry.deadline is None and not retry.auto_idempotency_key))
+        )
+        object.__setattr__(self, "plain_starts", plain)
 
     @classmethod
     def build(cls, options: ThrottleOptions, *, sync: bool = False) -> ClientState:
@@ -750,6 +765,14 @@ def concluded(
     step.scan = scan
     signal = step.answered(response, body, permit)
     return signal, step.pauses
+
+
+# The request extensions that ask more of a first attempt than the plainest start
+# gives (``ClientState.plain_starts``): the call's own options, OAuth, other units, a
+# cost, a bucket key.
+ASKS_MORE: Final = frozenset(
+    {CALL_EXTENSION, AUTH_EXTENSION, UNITS_EXTENSION, COST_EXTENSION, KEY_EXTENSION}
+)
 
 
 def quick_admit(

@@ -75,6 +75,10 @@ def test_the_whole_suite_runs_quick(tmp_path: Path) -> None:
     assert overhead["small_pool"]["ratio"] > 0
     assert overhead["in_process"]["plain_us"] > 0
     assert overhead["httpx2"]["ratio"] > 0
+    # Each client's warm-up is timed apart from its run (first contact, once).
+    assert overhead["warm_up"] == overhead["httpx2"]["warm_up"] == 100
+    assert overhead["httpx2"]["ours_first_ms"] > 0
+    assert overhead["httpx2"]["plain_first_ms"] > 0
     assert overhead["httpx2"]["in_process"]["plain_us"] > 0
 
     # The vendor SDKs: the smoke run keeps to openai, ours and the bare SDK.

@@ -195,6 +195,25 @@ async def test_logging_is_quiet_at_info_and_tells_every_decision_at_debug(
     assert "tok-secret" not in caplog.text
 
 
+async def test_debug_logging_tells_every_request_that_the_fast_path_admits(
+    api: respx.MockRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client whose requests are admitted at once, with no hook of the user's: turning
+    DEBUG on mid-run makes the very next request tell its events, and turning it off
+    silences the ones after (the fast path asks the logger's level every time)."""
+    api.get("/x").mock(return_value=httpx.Response(200))
+    async with RateLimitedClient(base_url=API, rate="1000/s", slow_start=False) as client:
+        for _ in range(3):
+            await client.get("/x")  # first contact over: admitted at once from here
+        with caplog.at_level(logging.DEBUG, logger="ratelimited_client"):
+            for _ in range(4):
+                await client.get("/x")
+        for _ in range(2):
+            await client.get("/x")
+    events = [getattr(r, "event", None) for r in caplog.records if r.name == "ratelimited_client"]
+    assert events == ["throttled", "request_sent", "request_completed"] * 4
+
+
 async def test_one_warning_per_pause(
     api: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
