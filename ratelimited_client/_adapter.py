@@ -224,13 +224,15 @@ class _TransportBase:
         inner = type(self._transport).__name__
         return f"<{type(self).__name__} {self._shared.throttle!r} over {inner}>"
 
-    def _plain_start(self, request: Any) -> tuple[Permit, CallStart | None, str] | None:
+    def _plain_start(self, request: Any) -> tuple[Permit, CallStart | None, str] | bool:
         """The plainest request's first attempt (most of them), if it may start so:
         its permit, its call's start (``None``: no retries) and its origin, the bucket
         key. ``begin_call`` and ``quick_admit``, inline: it asks nothing of its own
         (no extension in ``ASKS_MORE``, not metered, nobody hears its events) of a
         client whose options let it (``ClientState.plain_starts``), keyed by its
-        origin, of cost 1, and admitted at once. ``None``: ``_flow`` decides."""
+        origin, of cost 1, and admitted at once. Else ``_flow`` decides, told whether
+        the fast path refused the request already (``True``: it did; ``False``: not
+        asked)."""
         shared = self._shared
         if not (
             shared.plain_starts
@@ -238,13 +240,13 @@ class _TransportBase:
             and (shared.meter is None or request.method != "POST")
             and not shared.hooks.per_request()
         ):
-            return None
+            return False
         throttle = shared.throttle
         started = throttle.now()
         origin = origin_key(request)
         permit = throttle.admit_now(origin, 1.0, origin)
         if permit is None:
-            return None
+            return True
         if shared.retry is None:
             return permit, None, origin
         if shared.budget is not None:
@@ -254,14 +256,15 @@ class _TransportBase:
         return permit, (started, origin, origin, can_replay), origin
 
     def _flow(
-        self, request: Any
+        self, request: Any, refused: bool = False
     ) -> tuple[Flow | Permit, CallStart | None, Call | None, Hashable, str | None]:
         """The first attempt of a request that ``_plain_start`` did not start: its flow,
         or its permit when the driver runs it without one (``quick_admit``:
-        ``_drive_quick``); with retries, the call's start (``after_first`` then decides
-        what follows the attempt), and its ``Call`` if it has a deadline (built before
-        the first attempt, for the driver to bound it by); last, the bucket key and
-        origin (``None``: not worked out yet)."""
+        ``_drive_quick``; not asked again if the fast path ``refused`` it); with
+        retries, the call's start (``after_first`` then decides what follows the
+        attempt), and its ``Call`` if it has a deadline (built before the first
+        attempt, for the driver to bound it by); last, the bucket key and origin
+        (``None``: not worked out yet)."""
         shared = self._shared
         if shared.operations is not None:
             shared.operations.apply(request)  # the operation's bucket, cost, priority ...
@@ -273,7 +276,7 @@ class _TransportBase:
             if not self._quick:
                 return attempt_flow(shared, self._bind, request, None), None, None, None, None
             key, origin = shared.key_and_origin(request)
-            permit = quick_admit(shared, request, key, origin)
+            permit = None if refused else quick_admit(shared, request, key, origin)
             if permit is not None:
                 return permit, None, None, key, origin
             flow = attempt_flow(shared, self._bind, request, None, 1, key, origin)
@@ -284,7 +287,7 @@ class _TransportBase:
         if policy is not shared.retry or policy.deadline is not None:
             # A call's own policy (``CallOptions``) travels in its ``Call``.
             call = Call(shared, self._library, policy, request, start)
-        elif self._quick:
+        elif self._quick and not refused:
             permit = quick_admit(shared, request, key, origin)
             if permit is not None:
                 return permit, start, None, key, origin
@@ -512,10 +515,10 @@ class AsyncTransportBase(_TransportBase):
             if loop is not self._loop:
                 self._moved_to(loop)
         plain = self._plain_start(request)
-        if plain is not None:
+        if isinstance(plain, tuple):
             permit, start, home = plain  # its origin, also its bucket key
             return self._drive_quick(permit, request, start, home, home)
-        flow, start, call, key, origin = self._flow(request)
+        flow, start, call, key, origin = self._flow(request, plain)
         if call is None:
             if isinstance(flow, Permit):
                 assert origin is not None  # noqa: S101 - worked out for the quick path
@@ -636,10 +639,10 @@ class SyncTransportBase(_TransportBase):
 
     def handle_request(self, request: Any) -> Any:
         plain = self._plain_start(request)
-        if plain is not None:
+        if isinstance(plain, tuple):
             permit, start, home = plain  # its origin, also its bucket key
             return run_blocking(self._drive_quick(permit, request, start, home, home))
-        flow, start, call, key, origin = self._flow(request)
+        flow, start, call, key, origin = self._flow(request, plain)
         if call is None:
             if isinstance(flow, Permit):
                 assert origin is not None  # noqa: S101 - worked out for the quick path
